@@ -1,0 +1,58 @@
+"""infocam-jax: softmax as a mutual-information estimator, PC-softmax and infoCAM.
+
+A JAX/Flax reimplementation of Qin, Kim & Gedeon, "Rethinking Softmax with
+Cross-Entropy: Neural Network Classifier as Mutual Information Estimator"
+(arXiv 1911.10688). All information quantities are in nats.
+
+The public names below are imported lazily (on first attribute access) so that
+``import infocam_jax`` stays cheap and never pulls in tensorflow-datasets.
+Sub-packages: ``infocam_jax.models``, ``infocam_jax.data``, ``infocam_jax.train``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # Mutual-information estimators (nats).
+    "pc_log_softmax": "estimators",
+    "pc_softmax": "estimators",
+    "pc_softmax_cross_entropy": "estimators",
+    "pmi": "estimators",
+    "mutual_information": "estimators",
+    "MIEstimate": "estimators",
+    "prior_from_counts": "estimators",
+    "checked": "estimators",
+    # Gaussian-mixture ground truth.
+    "GaussianMixture": "gaussian",
+    # Class activation maps.
+    "class_activation_map": "cam",
+    "infocam": "cam",
+    "grad_cam": "cam",
+    "upsample_maps": "cam",
+    "normalize_maps": "cam",
+    # Boxes and localisation metrics.
+    "boxes_from_maps": "boxes",
+    "box_iou": "boxes",
+    "max_box_accuracy": "localization",
+    "BoxAccuracyState": "localization",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+  module = _EXPORTS.get(name)
+  if module is None:
+    raise AttributeError(f"module 'infocam_jax' has no attribute {name!r}")
+  value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+  globals()[name] = value
+  return value
+
+
+def __dir__() -> list[str]:
+  return __all__

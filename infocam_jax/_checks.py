@@ -1,0 +1,59 @@
+"""Argument checks shared by the public API.
+
+Every check raises ``ValueError`` naming the argument and what was expected.
+Shape and dtype checks are static and therefore also run under ``jax.jit``;
+checks on *values* (a prior summing to one, labels in range) run only when the
+value is concrete (a NumPy array or a committed ``jax.Array``) and are skipped
+for tracers. Callers that want value checks inside ``jit`` use the
+``jax.experimental.checkify`` helpers in the modules that need them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x: Any) -> bool:
+  """True when ``x`` holds values (not a tracer inside jit/vmap/grad)."""
+  return not isinstance(x, jax.core.Tracer)
+
+
+def dtype_of(x: Any) -> np.dtype:
+  return np.asarray(x).dtype if not hasattr(x, "dtype") else np.dtype(x.dtype)
+
+
+def require_floating(x: Any, name: str) -> None:
+  if not jnp.issubdtype(dtype_of(x), jnp.floating):
+    raise ValueError(f"`{name}` must be a floating-point array, got dtype {dtype_of(x)}.")
+
+
+def require_integer(x: Any, name: str) -> None:
+  if not jnp.issubdtype(dtype_of(x), jnp.integer):
+    raise ValueError(f"`{name}` must be an integer array, got dtype {dtype_of(x)}.")
+
+
+def require_ndim(x: Any, ndim: int | tuple[int, ...], name: str, what: str = "") -> None:
+  allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+  if np.ndim(x) not in allowed:
+    shape = tuple(np.shape(x))
+    want = " or ".join(str(n) for n in allowed)
+    extra = f" ({what})" if what else ""
+    raise ValueError(f"`{name}` must have {want} dimensions{extra}, got shape {shape}.")
+
+
+def require_labels_in_range(labels: Any, num_classes: int, name: str = "labels") -> None:
+  """Value check: 0 <= labels < num_classes (skipped for tracers)."""
+  if not is_concrete(labels):
+    return
+  lab = np.asarray(labels)
+  if lab.size == 0:
+    return
+  lo, hi = int(lab.min()), int(lab.max())
+  if lo < 0 or hi >= num_classes:
+    raise ValueError(
+        f"`{name}` must lie in [0, {num_classes - 1}] (num_classes={num_classes}), "
+        f"got values in [{lo}, {hi}].")

@@ -1,0 +1,191 @@
+"""Building blocks shared by the backbones: PyTorch-semantics BatchNorm, ADL, initialisers.
+
+Layout is NHWC throughout. Parameters are float32 (``param_dtype``); ``dtype`` is the
+compute dtype of convolutions and of the activations passed between layers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Dtype = Any
+
+# torchvision: nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu"), i.e. an
+# untruncated normal with std = sqrt(2 / (out_channels * kh * kw)). For an HWIO kernel
+# jax's variance_scaling computes fan_out = kh * kw * O, the same number.
+kaiming_normal_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+# PyTorch's default nn.Linear weight init: kaiming_uniform_(a=sqrt(5)), i.e.
+# uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)). variance_scaling(1/3, fan_in, uniform) has
+# bound sqrt(3 * (1/3) / fan_in) = 1/sqrt(fan_in).
+torch_linear_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def torch_linear_bias_init(fan_in: int):
+  """PyTorch's default nn.Linear bias init: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(fan_in)
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def torch_padding(p: int) -> tuple[tuple[int, int], tuple[int, int]]:
+  """PyTorch's symmetric ``padding=p`` of a 2-D conv/pool as a Flax explicit padding."""
+  return ((p, p), (p, p))
+
+
+class BatchNorm(nn.Module):
+  """BatchNorm over the last axis with PyTorch's semantics (``torch.nn.BatchNorm2d``).
+
+  * Training (``use_running_average=False``): normalise with the batch mean and the
+    *biased* batch variance; update the running statistics as
+    ``running = (1 - momentum) * running + momentum * batch`` with the *unbiased*
+    variance (n / (n - 1)), as PyTorch does. ``momentum=0.1`` is PyTorch's convention
+    (Flax's ``nn.BatchNorm`` would call this momentum 0.9 and use the biased variance).
+    Statistics are not updated while the module is initialising.
+  * Evaluation: normalise with the running statistics.
+  * Statistics and the normalisation are computed in float32 whatever the input dtype;
+    the output is cast to ``dtype`` (default: the input's dtype).
+  * ``axis_name``: batch statistics averaged over that mapped axis (``jax.pmap`` /
+    ``shard_map``), i.e. synchronised BatchNorm; n counts the examples on all devices.
+
+  Variables: params ``scale`` (init 1) and ``bias`` (init 0); batch_stats ``mean``
+  (init 0) and ``var`` (init 1), all float32 [C].
+  """
+
+  use_running_average: bool = False
+  momentum: float = 0.1
+  epsilon: float = 1e-5
+  dtype: Dtype | None = None
+  param_dtype: Dtype = jnp.float32
+  axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    features = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (features,), self.param_dtype)
+    bias = self.param("bias", nn.initializers.zeros, (features,), self.param_dtype)
+    running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
+    running_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
+
+    x32 = x.astype(jnp.float32)
+    if self.use_running_average:
+      mean, var = running_mean.value, running_var.value
+    else:
+      axes = tuple(range(x.ndim - 1))
+      count = math.prod(x.shape[:-1])
+      mean = jnp.mean(x32, axis=axes)
+      if self.axis_name is not None:
+        mean = lax.pmean(mean, self.axis_name)
+        count = count * lax.psum(1, self.axis_name)
+      # Two-pass variance (no E[x^2] - E[x]^2 cancellation).
+      var = jnp.mean(jnp.square(x32 - mean), axis=axes)
+      if self.axis_name is not None:
+        var = lax.pmean(var, self.axis_name)
+      if not self.is_initializing():
+        unbiased = var * (count / jnp.maximum(count - 1, 1))
+        m = self.momentum
+        running_mean.value = (1.0 - m) * running_mean.value + m * mean
+        running_var.value = (1.0 - m) * running_var.value + m * unbiased
+
+    mul = lax.rsqrt(var + self.epsilon) * scale.astype(jnp.float32)
+    y = (x32 - mean) * mul + bias.astype(jnp.float32)
+    return y.astype(self.dtype if self.dtype is not None else x.dtype)
+
+
+class ADL(nn.Module):
+  """Attention-based Dropout Layer (Choe & Shim, CVPR 2019), as in the official infoCAM code.
+
+  Identity when ``train`` is False. In training, for x [B, H, W, C]:
+
+  * attention a = mean of x over channels, [B, H, W, 1] (float32);
+  * importance map sigma(a);
+  * drop mask 1[a < threshold * max_{h,w} a], the max taken per example;
+  * one uniform scalar u per call (one per ADL layer and forward pass, shared by the
+    batch) from the ``'adl'`` PRNG collection: with probability ``drop_rate``
+    (u < drop_rate) x is multiplied by the drop mask, otherwise by sigma(a).
+
+  The official code draws ``floor(rand() + drop_rate)``, which is 1 with the same
+  probability ``drop_rate``. The layer has no parameters.
+  """
+
+  threshold: float = 0.9
+  drop_rate: float = 0.75
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    if not train:
+      return x
+    if not self.has_rng("adl"):
+      raise ValueError(
+          "ADL is active in training and needs a PRNG key: call "
+          "`model.apply(variables, images, train=True, rngs={'adl': key}, "
+          "mutable=['batch_stats'])`.")
+    u = jax.random.uniform(self.make_rng("adl"), ())
+    x32 = x.astype(jnp.float32)
+    attention = jnp.mean(x32, axis=-1, keepdims=True)
+    importance = jax.nn.sigmoid(attention)
+    max_val = jnp.max(attention, axis=(1, 2), keepdims=True)
+    drop_mask = (attention < self.threshold * max_val).astype(jnp.float32)
+    selected = jnp.where(u < self.drop_rate, drop_mask, importance)
+    return (x32 * selected).astype(x.dtype)
+
+
+def parse_adl_positions(positions: Any, valid: tuple[str, ...], arch: str) -> tuple[str, ...]:
+  """Normalises ``adl_positions`` ("30 40 42", ["30", "40"], None) to a tuple of strings.
+
+  Raises ValueError for an unknown position (listing the valid ones) or a duplicate.
+  """
+  if positions is None:
+    return ()
+  if isinstance(positions, str):
+    items = positions.replace(",", " ").split()
+  else:
+    try:
+      items = list(positions)
+    except TypeError:
+      raise ValueError(
+          f"`adl_positions` must be a string like '30 40 42' or a sequence of strings, "
+          f"got {positions!r}.") from None
+    for p in items:
+      if not isinstance(p, str):
+        raise ValueError(
+            f"`adl_positions` entries must be strings (e.g. '30', '3M'), got {p!r} of type "
+            f"{type(p).__name__}.")
+    items = [p.strip() for p in items]
+  seen = set()
+  for p in items:
+    if p not in valid:
+      raise ValueError(
+          f"`adl_positions`: unknown position {p!r} for arch {arch!r}; valid positions are "
+          f"{' '.join(valid)}.")
+    if p in seen:
+      raise ValueError(f"`adl_positions`: position {p!r} given twice.")
+    seen.add(p)
+  return tuple(p for p in valid if p in seen)  # canonical (network) order
+
+
+def check_adl_hyperparameters(threshold: Any, drop_rate: Any) -> None:
+  if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
+    raise ValueError(f"`adl_threshold` must be a number in [0, 1], got {threshold!r}.")
+  if not isinstance(drop_rate, (int, float)) or not 0.0 <= float(drop_rate) <= 1.0:
+    raise ValueError(f"`adl_drop_rate` must be a number in [0, 1], got {drop_rate!r}.")
+
+
+def check_images(images: Any) -> None:
+  """Images are NHWC floats (already normalised)."""
+  if getattr(images, "ndim", None) != 4:
+    raise ValueError(
+        f"`images` must be a 4-D NHWC array [B, H, W, C], got shape "
+        f"{tuple(getattr(images, 'shape', ()))}.")
+  if not jnp.issubdtype(images.dtype, jnp.floating):
+    raise ValueError(
+        f"`images` must be floating point (normalised NHWC), got dtype {images.dtype}.")

@@ -480,3 +480,27 @@ def test_create_model_errors(tiny):
   with pytest.raises(ValueError, match="floating point"):
     model.apply(variables, jnp.zeros((1, S, S, 3), jnp.uint8))
   assert models.create_model("vgg16_gap", 10, bn_axis_name="batch").num_classes == 10
+
+
+# ------------------------------------------------------------------------------ Grad-CAM hook
+
+
+@pytest.mark.parametrize("arch", ["resnet_tiny", "vgg_tiny"])
+def test_grad_cam_through_the_feature_map_hook(arch):
+  """The models expose their feature map to `cam.grad_cam` via `perturb`; init adds no
+  extra collection, and the result equals Grad-CAM of the GAP + dense head."""
+  from infocam_jax import cam
+  model, apply, _ = compiled(arch)
+  shape = (B, S, S, 3) if arch == "resnet_tiny" else (B, 16, 16, 3)
+  shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x),
+                          jax.ShapeDtypeStruct(shape, jnp.float32))
+  assert set(shapes) <= {"params", "batch_stats"}
+  variables = numpy_variables(model, shape, seed=5)
+  x = images(6, shape)
+  labels = jnp.array([1, 3])
+  via_model = cam.grad_cam(model.apply, variables, x, labels, train=False)
+  _, features = apply(variables, x)
+  via_head = cam.grad_cam_from_head(cam.gap_dense_head(*models.head_weights(variables)),
+                                    features, labels)
+  np.testing.assert_allclose(via_model, via_head, rtol=1e-5, atol=1e-6)
+  assert float(jnp.max(via_head)) > 0  # not a vacuous all-zero comparison

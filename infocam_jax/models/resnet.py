@@ -219,6 +219,10 @@ class ResNet(nn.Module):
           self.adl_threshold, self.adl_drop_rate, self.dtype, self.bn_axis_name,
           name=f"layer{s + 1}")(x, train)
     features = x.astype(jnp.float32)
+    if not self.is_initializing():
+      # Hook for gradients w.r.t. the feature map (Grad-CAM, `cam.grad_cam`): a
+      # no-op unless a 'perturbations' collection is passed to `apply`.
+      features = self.perturb("features", features)
     logits = classifier_head(features, self.num_classes)
     return logits, features
 

@@ -112,6 +112,10 @@ class VGGGAP(nn.Module):
     x = nn.relu(self._conv(self.conv6_width, "conv6")(x))
     x = self._adl(x, "6", train)
     features = x.astype(jnp.float32)
+    if not self.is_initializing():
+      # Hook for gradients w.r.t. the feature map (Grad-CAM, `cam.grad_cam`): a
+      # no-op unless a 'perturbations' collection is passed to `apply`.
+      features = self.perturb("features", features)
     logits = classifier_head(
         features, self.num_classes,
         kernel_init=FC_KERNEL_INIT, bias_init=FC_BIAS_INIT)

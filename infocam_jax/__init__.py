@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "mutual_information": "estimators",
     "MIEstimate": "estimators",
     "prior_from_counts": "estimators",
+    "mean_with_stderr": "estimators",
     "checked": "estimators",
     # Gaussian-mixture ground truth.
     "GaussianMixture": "gaussian",
@@ -35,11 +36,23 @@ _EXPORTS: dict[str, str] = {
     "grad_cam": "cam",
     "upsample_maps": "cam",
     "normalize_maps": "cam",
+    "region_sum": "cam",
+    "grad_cam_from_head": "cam",
+    "gap_dense_head": "cam",
     # Boxes and localisation metrics.
     "boxes_from_maps": "boxes",
     "box_iou": "boxes",
+    "iou_levels": "boxes",
+    "MultiBoxes": "boxes",
+    "xywh_to_xyxy": "boxes",
+    "resize_crop_boxes": "boxes",
+    "legacy_resize_crop_boxes": "boxes",
+    "tiny_imagenet_legacy_boxes": "boxes",
     "max_box_accuracy": "localization",
+    "BoxAccuracy": "localization",
     "BoxAccuracyState": "localization",
+    "BoxAccuracyResult": "localization",
+    "PROTOCOLS": "localization",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -29,7 +29,8 @@ class MLP(nn.Module):
     if self.num_classes < 1:
       raise ValueError(f"`num_classes` must be >= 1, got {self.num_classes}.")
     if not jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating):
-      raise ValueError(f"`x` must be a floating-point array [..., d], got dtype {jnp.asarray(x).dtype}.")
+      raise ValueError(
+          f"`x` must be a floating-point array [..., d], got dtype {jnp.asarray(x).dtype}.")
     for i, width in enumerate(self.hidden_sizes):
       x = nn.Dense(width, dtype=self.dtype, param_dtype=self.param_dtype,
                    kernel_init=self.kernel_init, name=f"hidden_{i}")(x)

@@ -1,0 +1,79 @@
+"""Training engine: state, optimiser recipes, steps, data parallelism, checkpoints, loop.
+
+* ``TrainState`` / ``init_train_state`` (``state``): one pytree (params,
+  batch_stats, opt_state, step, rng).
+* ``make_optimizer`` / ``sgd_torch`` / ``step_decay_schedule`` (``optim``): the
+  paper's SGD with PyTorch semantics, head 10x LR, Adam.
+* ``make_train_step`` / ``make_eval_step`` (``steps``): pure steps with
+  softmax / PC-softmax losses and MI metrics (nats).
+* ``DataParallel`` (jit + mesh, default) / ``PmapDataParallel`` (``parallel``).
+* ``CheckpointStore`` / ``export_variables`` / ``load_variables`` (``checkpoint``).
+* ``fit`` (``loop``): resume, train, evaluate, checkpoint, export.
+* ``validate_config`` / ``default_train_config`` (``config``).
+
+Names are resolved lazily (on first attribute access), so importing one
+submodule (``from infocam_jax.train import steps``) pulls in neither orbax nor
+ml_collections; nothing here imports tensorflow-datasets or grain.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    "CheckpointStore": "checkpoint",
+    "CorruptCheckpointError": "checkpoint",
+    "export_variables": "checkpoint",
+    "load_variables": "checkpoint",
+    "TRAIN_SCHEMA": "config",
+    "default_train_config": "config",
+    "extend_schema": "config",
+    "validate_config": "config",
+    "validate_runtime": "config",
+    "FitResult": "loop",
+    "evaluate_classification": "loop",
+    "fit": "loop",
+    "num_train_steps": "loop",
+    "adam_torch": "optim",
+    "make_optimizer": "optim",
+    "make_schedule": "optim",
+    "optimizer_from_config": "optim",
+    "sgd_torch": "optim",
+    "step_decay_schedule": "optim",
+    "DATA_AXIS": "parallel",
+    "DataParallel": "parallel",
+    "PmapDataParallel": "parallel",
+    "initialize_distributed": "parallel",
+    "make_data_mesh": "parallel",
+    "make_parallel": "parallel",
+    "TrainState": "state",
+    "init_train_state": "state",
+    "state_checksums": "state",
+    "LOSSES": "steps",
+    "finalize_eval": "steps",
+    "make_eval_step": "steps",
+    "make_train_step": "steps",
+    "MetricWriter": "writers",
+    "read_metrics": "writers",
+}
+_SUBMODULES = ("checkpoint", "config", "loop", "optim", "parallel", "state", "steps",
+               "synthetic", "writers")
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+  if name in _SUBMODULES:
+    return importlib.import_module(f"{__name__}.{name}")
+  module = _EXPORTS.get(name)
+  if module is None:
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+  value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+  globals()[name] = value
+  return value
+
+
+def __dir__() -> list[str]:
+  return sorted(set(__all__) | set(_SUBMODULES))

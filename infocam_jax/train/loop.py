@@ -1,0 +1,365 @@
+"""The training loop: resume, train, evaluate, checkpoint, export.
+
+``fit`` drives any model that follows the project's model contract over any
+pipeline that follows the data contract (``get_batch(step)`` deterministic in
+``(seed, step)``, ``iterate(start_step)``, ``steps_per_epoch``). Because a batch
+is a function of the step and the step's randomness is ``fold_in(rng, step)``,
+the checkpointed ``TrainState`` *is* the complete position of the run:
+restarting the same command after a crash continues from the newest valid
+checkpoint and reproduces the uninterrupted run bit for bit (CPU; tested).
+
+Per step the host only dispatches work: metrics of step ``s`` are fetched while
+step ``s+1`` runs (at most two steps in flight), so the progress bar's rate is
+the real rate and the device never waits for Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, Iterable, Mapping, Protocol
+
+import jax
+import numpy as np
+
+from infocam_jax.train import checkpoint as ckpt_lib
+from infocam_jax.train.checkpoint import to_host as checkpoint_host
+from infocam_jax.train import config as config_lib
+from infocam_jax.train import optim, parallel, steps
+from infocam_jax.train.state import TrainState, count_params, init_rng_context, init_train_state
+from infocam_jax.train.writers import MetricWriter
+
+log = logging.getLogger(__name__)
+PyTree = Any
+
+
+class BatchPipeline(Protocol):
+  """What ``fit`` needs from a data pipeline (see the data contract)."""
+  steps_per_epoch: int
+
+  def get_batch(self, step: int) -> Mapping[str, np.ndarray]: ...
+
+  def iterate(self, start_step: int = 0) -> Iterable[Mapping[str, np.ndarray]]: ...
+
+
+@dataclasses.dataclass
+class FitResult:
+  """What ``fit`` returns."""
+  state: TrainState  # canonical (unreplicated for pmap) final state
+  step: int
+  num_train_steps: int
+  steps_per_epoch: int
+  resumed_from: int | None
+  skipped_checkpoints: list[tuple[int, str]]
+  last_eval: dict[str, float] | None
+  export_dir: str | None
+  interrupted: bool
+  parallel: Any
+  wall_time_s: float
+
+
+def num_train_steps(config: Any, steps_per_epoch: int) -> int:
+  """``config.num_train_steps`` if positive, else ``ceil(num_epochs * steps_per_epoch)``."""
+  if config.num_train_steps > 0:
+    return int(config.num_train_steps)
+  return max(1, int(np.ceil(float(config.num_epochs) * steps_per_epoch)))
+
+
+STEP_KEYS = ("image", "label", "mask")
+
+
+def step_inputs(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """The batch fields the train/eval steps read (boxes etc. stay on the host)."""
+  return {k: batch[k] for k in STEP_KEYS if k in batch}
+
+
+def evaluate_classification(par: Any, state: Any, pipeline: BatchPipeline,
+                            eval_step: Callable | None = None) -> dict[str, float]:
+  """One ordered pass over an eval pipeline; means over unmasked examples."""
+  step_fn = eval_step or par.eval_step
+  total = None
+  for i in range(pipeline.steps_per_epoch):
+    batch = par.shard_batch(step_inputs(pipeline.get_batch(i)))
+    total = steps.accumulate(total, step_fn(state, batch))
+  return steps.finalize_eval(total)
+
+
+class _Preemption:
+  """SIGTERM/SIGINT -> checkpoint at the next step boundary, then stop."""
+
+  def __init__(self, enabled: bool):
+    self.requested = False
+    self._old: dict[int, Any] = {}
+    if enabled and threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._old[sig] = signal.signal(sig, self._handle)
+
+  def _handle(self, signum, frame):  # pylint: disable=unused-argument
+    if self.requested:  # second signal: give up immediately
+      raise KeyboardInterrupt
+    self.requested = True
+    print(f"\nSignal {signum}: checkpointing at the next step boundary, then stopping "
+          "(send again to abort).", file=sys.stderr, flush=True)
+
+  def restore(self):
+    for sig, old in self._old.items():
+      signal.signal(sig, old)
+
+
+def _versions() -> dict[str, str]:
+  import flax, optax, orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top,multiple-imports
+  return {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
+          "orbax-checkpoint": getattr(ocp, "__version__", "?"),
+          "backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind}
+
+
+def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: BatchPipeline,
+        num_classes: int, image_shape: tuple[int, int, int], eval_data: BatchPipeline | None = None,
+        class_counts: np.ndarray | None = None,
+        head_mask_fn: Callable[[PyTree], PyTree] | None = None,
+        export_metadata: Mapping[str, Any] | None = None,
+        initial_variables: Mapping[str, PyTree] | None = None,
+        echo: Callable[[str], None] | None = None) -> FitResult:
+  """Trains (or resumes) a run in ``workdir`` and exports the final variables.
+
+  Args:
+    config: validated run config (``config.default_train_config`` fields).
+    workdir: run directory (``checkpoints/``, ``metrics.jsonl``, ``export/``).
+    model: Linen module; with ``parallelism='pmap'`` built with
+      ``bn_axis_name='data'``.
+    train_data: training pipeline; its batches are this process's rows of the
+      global batch of ``config.batch_size`` examples.
+    num_classes: K.
+    image_shape: (H, W, C) of the network input.
+    eval_data: validation pipeline (one ordered, padded pass), or None.
+    class_counts: [K] training counts (PC-softmax prior; softmax: extra metric).
+    head_mask_fn: params -> bool pytree of the 10x-LR parameters.
+    export_metadata: stored in ``export/export.json`` (arch, options, ...).
+    initial_variables: ``{'params', ['batch_stats']}`` replacing the random
+      initialisation of a *new* run (pretrained weights); ignored on resume.
+    echo: line printer for metrics (default: tqdm-safe print).
+  """
+  t_start = time.time()
+  workdir = os.path.abspath(os.fspath(workdir))
+  primary = jax.process_index() == 0
+  cfg_dict = config_lib.to_dict(config)
+
+  par = parallel.make_parallel(config.parallelism)
+  config_lib.validate_runtime(config, num_devices=par.num_devices,
+                              process_count=jax.process_count())
+  axis = parallel.step_axis_name(config.parallelism)
+  if axis and getattr(model, "bn_axis_name", axis) != axis:
+    raise ValueError(f"parallelism='pmap' needs the model built with bn_axis_name={axis!r} "
+                     f"(got {getattr(model, 'bn_axis_name', None)!r}).")
+
+  spe = int(train_data.steps_per_epoch)
+  if spe < 1:
+    raise ValueError("train_data.steps_per_epoch must be >= 1.")
+  total = num_train_steps(config, spe)
+
+  prior = None
+  if class_counts is not None:
+    counts = np.asarray(class_counts, np.float64)
+    prior = counts / counts.sum()
+
+  rng = jax.random.PRNGKey(config.seed)
+  abstract_vars = jax.eval_shape(
+      lambda: model.init(rng, np.zeros((1, *image_shape), np.float32), train=False))
+  head_mask = head_mask_fn(abstract_vars["params"]) if head_mask_fn else None
+  tx, lr_fn = optim.optimizer_from_config(config.optimizer, total_steps=total,
+                                          steps_per_epoch=spe, head_mask=head_mask)
+  init_fn = lambda: init_train_state(model, tx, rng, tuple(image_shape))
+
+  # -- resume -----------------------------------------------------------------
+  store = ckpt_lib.CheckpointStore(
+      os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints,
+      keep_best=config.keep_best_checkpoints, best_metric=config.best_metric,
+      best_mode=config.best_mode, async_save=config.async_checkpointing)
+  restored = store.restore(par.abstract_state(jax.eval_shape(init_fn)))
+  if restored is not None:
+    if restored.config is not None:
+      diffs = config_lib.config_differences(restored.config, cfg_dict)
+      if diffs:
+        store.close()
+        raise ValueError(
+            f"{workdir} holds a run with a different config; refusing to resume it with:\n  "
+            + "\n  ".join(diffs) + "\nUse a new --workdir (or restore the original values).")
+    state = par.put_state(restored.state)
+    start = int(restored.step)
+    if int(jax.device_get(par.host_state(state).step)) != start:
+      raise RuntimeError(f"checkpoint {start} holds state.step != {start}")
+  else:
+    with init_rng_context():
+      state = par.init(init_fn)
+    if initial_variables is not None:
+      host = checkpoint_host(par.host_state(state))
+      state = par.put_state(with_initial_variables(host, initial_variables))
+    start = 0
+
+  echo = echo or _tqdm_write
+  writer = MetricWriter(workdir, enabled=primary, resume_step=start,
+                        tensorboard=config.tensorboard, echo=echo)
+  if primary:
+    _write_json(os.path.join(workdir, "config.json"), cfg_dict)
+    msg = (f"Resuming {workdir} from step {start}" if restored else f"Starting {workdir}")
+    if restored and restored.skipped:
+      msg += " (skipped corrupt checkpoints: " + ", ".join(
+          f"{s}: {r}" for s, r in restored.skipped) + ")"
+    echo(f"{msg}: {total} steps ({spe}/epoch), global batch {config.batch_size} on "
+         f"{par.num_devices} device(s) x {jax.process_count()} process(es), "
+         f"parallelism={par.kind}, {count_params(abstract_vars['params']):,} parameters.")
+
+  par.compile(
+      steps.make_train_step(model, tx, num_classes=num_classes, loss=config.loss,
+                            class_prior=prior, learning_rate_fn=lr_fn, axis_name=axis),
+      steps.make_eval_step(model, num_classes=num_classes, loss=config.loss,
+                           class_prior=prior, axis_name=axis))
+
+  def progress(step: int, eval_metrics, pending) -> dict[str, Any]:
+    return {"step": int(step), "epoch": step / spe, "num_train_steps": int(total),
+            "data": {"seed": int(config.seed), "next_step": int(step),
+                     "steps_per_epoch": spe, "epoch": int(step // spe),
+                     "position_in_epoch": int(step % spe)},
+            # Per-step train metrics since the last log line: a resumed run writes
+            # the same averaged metrics.jsonl records as an uninterrupted one.
+            "pending_train_metrics": pending,
+            "eval": eval_metrics, "time": time.time(), "versions": _versions()}
+
+  def save(step: int, eval_metrics, pending) -> list[dict[str, float]]:
+    pending = _host_metrics(pending)
+    metrics = None
+    if eval_metrics is not None:
+      metrics = {k: float(v) for k, v in eval_metrics.items()}
+    store.save(step, par.host_state(state), progress=progress(step, eval_metrics, pending),
+               config=cfg_dict, metrics=metrics)
+    return pending
+
+  last_eval = None
+  eval_every = int(config.eval_every_steps)
+  preempt = _Preemption(enabled=jax.process_count() == 1)
+  interrupted = False
+  step = start
+  try:
+    if start < total:
+      from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+      bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
+                 disable=not (primary and config.progress_bar), smoothing=0.1, desc="train")
+      batches = iter(train_data.iterate(start))
+      pending: list[dict[str, Any]] = list(
+          restored.progress.get("pending_train_metrics") or []) if restored else []
+      previous = None
+      for step in range(start + 1, total + 1):
+        state, metrics = par.train_step(state, par.shard_batch(step_inputs(next(batches))))
+        if previous is not None:
+          jax.block_until_ready(previous)  # keep <= 2 steps in flight
+        previous = metrics
+        pending.append(metrics)
+        bar.update(1)
+        if step % config.log_every_steps == 0 or step == total:
+          means = _mean_metrics(pending)
+          pending = []
+          bar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['accuracy']:.3f}",
+                          refresh=False)
+          writer.write(step, {f"train/{k}": v for k, v in means.items()},
+                       epoch=round(step / spe, 4))
+        do_eval = eval_data is not None and (
+            step == total or (eval_every > 0 and step % eval_every == 0))
+        eval_metrics = None
+        if do_eval:
+          eval_metrics = {f"val/{k}": v for k, v in
+                          evaluate_classification(par, state, eval_data).items()}
+          last_eval = eval_metrics
+          writer.write(step, eval_metrics, epoch=round(step / spe, 4))
+        if (step % config.checkpoint_every_steps == 0 or step == total or do_eval
+            or preempt.requested):
+          pending = save(step, eval_metrics, pending)
+        if preempt.requested:
+          interrupted = True
+          echo(f"Stopped at step {step} after a signal; checkpoint saved. Re-run the same "
+               "command to continue.")
+          break
+      bar.close()
+    else:
+      step = start
+      if primary:
+        echo(f"{workdir} already finished ({start}/{total} steps); nothing to train.")
+  finally:
+    preempt.restore()
+    store.close()
+    writer.close()
+
+  export_dir = None
+  if step >= total and not interrupted:
+    export_dir = os.path.join(workdir, "export")
+    host_state = par.host_state(state)
+    meta = {"step": int(step), "num_classes": int(num_classes),
+            "image_shape": list(image_shape), "config": cfg_dict,
+            "class_counts": None if class_counts is None else
+            [int(c) for c in np.asarray(class_counts)],
+            "versions": _versions(), **dict(export_metadata or {})}
+    if last_eval is not None:
+      meta["val_metrics"] = last_eval
+    ckpt_lib.export_variables(export_dir, host_state.variables, metadata=meta)
+  return FitResult(state=par.host_state(state), step=int(step), num_train_steps=total,
+                   steps_per_epoch=spe, resumed_from=start if restored else None,
+                   skipped_checkpoints=restored.skipped if restored else [],
+                   last_eval=last_eval, export_dir=export_dir, interrupted=interrupted,
+                   parallel=par, wall_time_s=time.time() - t_start)
+
+
+def with_initial_variables(state: TrainState, variables: Mapping[str, PyTree]) -> TrainState:
+  """``state`` with params (and batch_stats) taken from ``variables``.
+
+  The structures and shapes must match exactly (ValueError otherwise). The
+  optimizer state is kept: a fresh one holds only zeros (momentum, moments),
+  which do not depend on the parameter values.
+  """
+  out = {}
+  for name in ("params", "batch_stats"):
+    current = getattr(state, name)
+    if name not in variables:
+      if name == "params":
+        raise ValueError("`initial_variables` needs a 'params' entry.")
+      out[name] = current
+      continue
+    new = variables[name]
+    if jax.tree.structure(new) != jax.tree.structure(current):
+      raise ValueError(f"initial_variables[{name!r}] does not match the model's {name} tree.")
+    for path, a, b in zip(jax.tree_util.tree_leaves_with_path(current),
+                          jax.tree.leaves(current), jax.tree.leaves(new)):
+      if np.shape(a) != np.shape(b):
+        raise ValueError(f"initial_variables[{name!r}] {jax.tree_util.keystr(path[0])}: shape "
+                         f"{np.shape(b)} != the model's {np.shape(a)}.")
+    out[name] = jax.tree.map(lambda a, b: np.asarray(b, a.dtype), current, new)
+  return state.replace(**out)
+
+
+def _host_metrics(history: list[Mapping[str, Any]]) -> list[dict[str, float]]:
+  return [{k: float(v) for k, v in h.items()} for h in jax.device_get(history)]
+
+
+def _mean_metrics(history: list[Mapping[str, Any]]) -> dict[str, float]:
+  host = _host_metrics(history)
+  return {k: float(np.mean([h[k] for h in host])) for k in host[0]}
+
+
+def _tqdm_write(msg: str) -> None:
+  try:
+    from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+    tqdm.write(msg)
+  except ImportError:
+    print(msg, flush=True)
+  sys.stdout.flush()
+
+
+def _write_json(path: str, obj: Any) -> None:
+  import json  # pylint: disable=g-import-not-at-top
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)

@@ -481,6 +481,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, argparse.Name
   p.add_argument("--quick", action="store_true",
                  help="fewer samples/epochs, same code path (< 2 min on 2 cores)")
   p.add_argument("--output", metavar="PATH.json", help="write the rows as a JSON list")
+  p.add_argument("--figure", metavar="PATH.png",
+                 help="plot of estimate - true MI per dimension (default: next to --output)")
   p.add_argument("--seed", type=int)
   p.add_argument("--dims", type=_int_list, help="comma-separated, default 1,2,5,10")
   p.add_argument("--settings", type=_choice_list(("balanced", "imbalanced")))
@@ -536,7 +538,29 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     with open(args.output, "w") as f:
       json.dump(rows, f, indent=1)
     print(f"Wrote {len(rows)} rows to {args.output}")
+  figure = args.figure or (os.path.splitext(args.output)[0] + ".png" if args.output else None)
+  if figure:
+    print(f"Wrote the figure {plot_errors(rows, figure)}")
   return rows
+
+
+def plot_errors(rows: Sequence[dict[str, Any]], path: str) -> str:
+  """Estimate - true MI on the test sample (nats, ± paired standard error) against d."""
+  from infocam_jax import plotting  # pylint: disable=g-import-not-at-top
+  dims = sorted({r["dim"] for r in rows})
+  series: dict[str, list[float]] = {}
+  errors: dict[str, list[float]] = {}
+  for r in rows:
+    label = (f"{'balanced' if r['balanced'] else 'imbalanced'}: {r['objective']}, "
+             f"{r['estimator_formula']}")
+    series.setdefault(label, [math.nan] * len(dims))[dims.index(r["dim"])] = r["error"]
+    errors.setdefault(label, [0.0] * len(dims))[dims.index(r["dim"])] = r["error_stderr"]
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  return str(plotting.plot_lines(
+      path, dims, series, errors=errors, reference=[0.0] * len(dims),
+      reference_label="exact (0 error)", xlabel="dimension d",
+      ylabel="estimate − true MI on the test sample (nats)",
+      title=f"Softmax / PC-softmax MI estimates (target |error| ≤ {TARGET_NATS} nats)"))
 
 
 if __name__ == "__main__":

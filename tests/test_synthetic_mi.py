@@ -27,11 +27,17 @@ def tiny_run(tmp_path_factory):
   returned = sm.main(TINY + ["--output", str(out)])
   with open(out) as f:
     rows = json.load(f)
-  return returned, rows
+  return returned, rows, out
+
+
+def test_figure_written_next_to_the_json(tiny_run):
+  figure = tiny_run[2].with_suffix(".png")
+  with open(figure, "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_smoke_json_rows(tiny_run, capsys):
-  returned, rows = tiny_run
+  returned, rows, _ = tiny_run
   assert isinstance(rows, list) and len(rows) == 5  # 2 balanced + 3 imbalanced readings
   assert [(r["balanced"], r["objective"], r["estimator"]) for r in rows] == [
       (True, "softmax", "log_k"), (True, "pc_softmax", "pc"),
@@ -59,7 +65,7 @@ def test_smoke_json_rows(tiny_run, capsys):
 
 def test_failure_reading_differs_by_the_closed_form(tiny_run):
   """log K + log softmax_y exceeds log softmax_y - log p_y by log K + mean(log p_y)."""
-  _, rows = tiny_run
+  _, rows, _ = tiny_run
   by = {(r["balanced"], r["estimator"]): r for r in rows}
   gap = by[False, "log_k"]["estimate"] - by[False, "prior_corrected"]["estimate"]
   # test counts are exactly proportional to the prior [1..5]/15
@@ -70,7 +76,7 @@ def test_failure_reading_differs_by_the_closed_form(tiny_run):
 
 
 def test_markdown_table_and_summary(tiny_run):
-  _, rows = tiny_run
+  _, rows, _ = tiny_run
   table = sm.markdown_table(rows)
   lines = table.splitlines()
   assert len(lines) == 2 + len(rows) and lines[0].startswith("| d |")
@@ -80,7 +86,7 @@ def test_markdown_table_and_summary(tiny_run):
 
 
 def test_same_seed_same_numbers(tiny_run):
-  _, rows = tiny_run
+  _, rows, _ = tiny_run
   again = sm.main(TINY)
   strip = lambda rs: [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rs]
   assert json.loads(json.dumps(strip(again))) == strip(rows)  # bitwise: floats compared exactly

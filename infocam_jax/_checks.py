@@ -57,3 +57,18 @@ def require_labels_in_range(labels: Any, num_classes: int, name: str = "labels")
     raise ValueError(
         f"`{name}` must lie in [0, {num_classes - 1}] (num_classes={num_classes}), "
         f"got values in [{lo}, {hi}].")
+
+
+def parse_size(size: Any, name: str = "size") -> tuple[int, int]:
+  """An int ``s`` (square) or a pair ``(height, width)`` of positive ints -> ``(h, w)``."""
+  if isinstance(size, (int, np.integer)):
+    size = (int(size), int(size))
+  try:
+    h, w = (int(s) for s in size)
+    ok = all(float(s) == int(s) for s in size)
+  except (TypeError, ValueError):
+    raise ValueError(f"`{name}` must be an int or a pair (height, width) of positive ints, "
+                     f"got {size!r}.") from None
+  if not ok or h < 1 or w < 1:
+    raise ValueError(f"`{name}` must be positive ints (height, width), got {size!r}.")
+  return h, w

@@ -182,7 +182,7 @@ def to_contour_convention(boxes: ArrayLike, image_size: int | Sequence[int] | No
   x1 = b[..., 2] + 1
   y1 = b[..., 3] + 1
   if image_size is not None:
-    h, w = _parse_size(image_size, "image_size")
+    h, w = _checks.parse_size(image_size, "image_size")
     x1 = jnp.minimum(x1, w - 1)
     y1 = jnp.minimum(y1, h - 1)
   return jnp.stack([b[..., 0], b[..., 1], x1.astype(b.dtype), y1.astype(b.dtype)], axis=-1)
@@ -193,18 +193,6 @@ def to_contour_convention(boxes: ArrayLike, image_size: int | Sequence[int] | No
 # ----------------------------------------------------------------------------
 
 
-def _parse_size(size, name: str) -> tuple[int, int]:
-  if isinstance(size, (int, np.integer)):
-    size = (int(size), int(size))
-  try:
-    h, w = (int(s) for s in size)
-    ok = all(float(s) == int(s) for s in size)
-  except (TypeError, ValueError):
-    raise ValueError(f"`{name}` must be an int or a pair (height, width) of positive ints, "
-                     f"got {size!r}.") from None
-  if not ok or h < 1 or w < 1:
-    raise ValueError(f"`{name}` must be positive ints (height, width), got {size!r}.")
-  return h, w
 
 
 def _sizes(image_size: ArrayLike, name: str) -> tuple[Array, Array]:
@@ -250,8 +238,8 @@ def resize_crop_boxes(boxes: ArrayLike, image_size: ArrayLike, resize_size: int 
   """
   b = _as_boxes(boxes, "boxes")
   ih, iw = _sizes(image_size, "image_size")
-  rh, rw = _parse_size(resize_size, "resize_size")
-  ch, cw = (rh, rw) if crop_size is None else _parse_size(crop_size, "crop_size")
+  rh, rw = _checks.parse_size(resize_size, "resize_size")
+  ch, cw = (rh, rw) if crop_size is None else _checks.parse_size(crop_size, "crop_size")
   if ch > rh or cw > rw:
     raise ValueError(f"`crop_size` {(ch, cw)} must not exceed `resize_size` {(rh, rw)}.")
   oy, ox = float(round((rh - ch) / 2.0)), float(round((rw - cw) / 2.0))

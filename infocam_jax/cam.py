@@ -485,18 +485,6 @@ def _resize_matrix(in_size: int, out_size: int, method: str, cubic_a: float) -> 
   return out
 
 
-def _parse_size(size, name: str = "size") -> tuple[int, int]:
-  if isinstance(size, (int, np.integer)):
-    size = (int(size), int(size))
-  try:
-    h, w = (int(s) for s in size)
-    ok = all(float(s) == int(s) for s in size)
-  except (TypeError, ValueError):
-    raise ValueError(f"`{name}` must be an int or a pair (height, width) of positive ints, "
-                     f"got {size!r}.") from None
-  if not ok or h < 1 or w < 1:
-    raise ValueError(f"`{name}` must be positive ints (height, width), got {size!r}.")
-  return h, w
 
 
 def _require_real(x, name: str) -> None:
@@ -543,7 +531,7 @@ def upsample_maps(maps: chex.Array, size: int | Sequence[int], method: str = "bi
                      f"{tuple(np.shape(maps))}.")
   if method not in _METHODS:
     raise ValueError(f"`method` must be one of {_METHODS}, got {method!r}.")
-  out_h, out_w = _parse_size(size)
+  out_h, out_w = _checks.parse_size(size)
   in_h, in_w = np.shape(maps)[-2:]
   if in_h < 1 or in_w < 1:
     raise ValueError(f"`maps` must have non-empty spatial dimensions, got shape "

@@ -609,7 +609,7 @@ def max_box_accuracy(protocol: str = "clean", *, cam_thresholds: ArrayLike | Non
     raise ValueError(f"`loc_threshold`={loc_threshold} must be one of `cam_thresholds`.")
   if not np.any(np.abs(iou - loc_iou) < 1e-9):
     raise ValueError(f"`loc_iou`={loc_iou} must be one of `iou_thresholds` {iou.tolist()}.")
-  size = None if image_size is None else boxes_lib._parse_size(image_size, "image_size")
+  size = None if image_size is None else _checks.parse_size(image_size, "image_size")
   boxes_lib.resolve_backend(backend)
   if not (v1 or v2):
     raise ValueError("At least one of `v1` and `v2` must be True.")

@@ -173,6 +173,19 @@ def parse_adl_positions(positions: Any, valid: tuple[str, ...], arch: str) -> tu
   return tuple(p for p in valid if p in seen)  # canonical (network) order
 
 
+def check_head_and_adl(num_classes: Any, positions: Any, valid: Any, threshold: Any,
+                       drop_rate: Any) -> None:
+  """Shared constructor checks: class count, ADL positions (``valid``: the allowed ones), ADL
+  threshold and drop rate."""
+  if not isinstance(num_classes, int) or num_classes < 1:
+    raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}.")
+  for p in positions:
+    if p not in valid:
+      raise ValueError(
+          f"`adl_positions`: unknown position {p!r}; valid positions are {' '.join(valid)}.")
+  check_adl_hyperparameters(threshold, drop_rate)
+
+
 def check_adl_hyperparameters(threshold: Any, drop_rate: Any) -> None:
   if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
     raise ValueError(f"`adl_threshold` must be a number in [0, 1], got {threshold!r}.")

@@ -190,14 +190,8 @@ class ResNet(nn.Module):
           f"{self.widths}.")
     if self.layer4_stride not in (1, 2):
       raise ValueError(f"`layer4_stride` must be 1 or 2, got {self.layer4_stride!r}.")
-    if not isinstance(self.num_classes, int) or self.num_classes < 1:
-      raise ValueError(f"`num_classes` must be a positive int, got {self.num_classes!r}.")
-    valid = resnet_adl_positions(self.stage_sizes)
-    for p in self.adl_positions:
-      if p not in valid:
-        raise ValueError(
-            f"`adl_positions`: unknown position {p!r}; valid positions are {' '.join(valid)}.")
-    layers.check_adl_hyperparameters(self.adl_threshold, self.adl_drop_rate)
+    layers.check_head_and_adl(self.num_classes, self.adl_positions, resnet_adl_positions(self.stage_sizes),
+                              self.adl_threshold, self.adl_drop_rate)
     super().__post_init__()
 
   @nn.compact

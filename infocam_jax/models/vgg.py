@@ -77,14 +77,8 @@ class VGGGAP(nn.Module):
       raise ValueError(
           f"`blocks` and `widths` must have the same non-zero length, got {self.blocks} "
           f"and {self.widths}.")
-    if not isinstance(self.num_classes, int) or self.num_classes < 1:
-      raise ValueError(f"`num_classes` must be a positive int, got {self.num_classes!r}.")
-    valid = vgg_adl_positions(self.blocks)
-    for p in self.adl_positions:
-      if p not in valid:
-        raise ValueError(
-            f"`adl_positions`: unknown position {p!r}; valid positions are {' '.join(valid)}.")
-    layers.check_adl_hyperparameters(self.adl_threshold, self.adl_drop_rate)
+    layers.check_head_and_adl(self.num_classes, self.adl_positions, vgg_adl_positions(self.blocks),
+                              self.adl_threshold, self.adl_drop_rate)
     super().__post_init__()
 
   def _conv(self, features: int, name: str):

@@ -242,6 +242,15 @@ def infocam(features: chex.Array, weights: chex.Array, labels: chex.Array, *,
   overhang and does not preserve the total. Likewise ``variant="min"`` gives
   ``f_y - f_{k_min} - (b_y - b_{k_min})``.
 
+  **What the mean variant can add over CAM.** ``v = (K/(K-1))·W[:, y] -
+  (1/(K-1))·Σ_k W[:, k]``, and the gradient of softmax (or PC-softmax)
+  cross-entropy never changes ``Σ_k W[:, k]`` (its per-row sum over classes is
+  ``Σ_k (s_k - 1[k=y]) = 0``; tested). Trained with SGD, ``Σ_k W[:, k]`` is its
+  initial value shrunk by weight decay, so after min-max normalisation the
+  ``"mean"`` map is CAM + region sum up to that initial-sum term (measured on
+  the offline WSOL default: cosine 0.998 between ``v`` and ``W[:, y]``, and
+  equal box accuracies; BUILD_NOTES §7). ``"min"`` does depend on the image.
+
   Args:
     features: float ``[B, H, W, C]`` pre-pooling activations.
     weights: float ``[C, K]`` dense-head weights (``K >= 2`` for ``"mean"``).

@@ -508,3 +508,28 @@ def test_normalize_errors():
     cam.normalize_maps(np.zeros(4, np.float32))
   with pytest.raises(ValueError, match="maps"):
     cam.normalize_maps(np.zeros((1, 0, 3), np.float32))
+
+
+@given(seed=st.integers(0, 2**31 - 1), pc=st.booleans())
+def test_cross_entropy_gradient_never_changes_the_sum_of_head_columns(seed, pc):
+  # Why infoCAM's "mean" variant equals CAM up to the initial sum of the head's columns
+  # (see the infocam docstring): d CE / d W has zero row sums over classes, for softmax and
+  # PC-softmax cross-entropy alike, whatever the features, labels and prior.
+  from infocam_jax import estimators  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  feats = jnp.asarray(np.abs(rng.normal(size=(B, H, W, C))), jnp.float32)
+  labels = jnp.asarray(rng.integers(0, K, size=B))
+  weights = jnp.asarray(rng.normal(size=(C, K)) * 2, jnp.float32)
+  bias = jnp.asarray(rng.normal(size=(K,)), jnp.float32)
+  prior = rng.dirichlet(np.ones(K)).astype(np.float32)
+  prior = jnp.asarray(prior / prior.sum())
+
+  def loss(w):
+    logits = feats.mean((1, 2)) @ w + bias
+    if pc:
+      return estimators.pc_softmax_cross_entropy(logits, labels, prior).mean()
+    return -jax.nn.log_softmax(logits)[jnp.arange(B), labels].mean()
+
+  g = jax.grad(loss)(weights)
+  assert float(jnp.abs(g).max()) > 1e-4  # the gradient itself is not zero
+  np.testing.assert_allclose(np.asarray(g.sum(1)), 0.0, atol=1e-6)

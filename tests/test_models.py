@@ -504,3 +504,66 @@ def test_grad_cam_through_the_feature_map_hook(arch):
                                     features, labels)
   np.testing.assert_allclose(via_model, via_head, rtol=1e-5, atol=1e-6)
   assert float(jnp.max(via_head)) > 0  # not a vacuous all-zero comparison
+
+
+# -- LeNet (the paper's MNIST network, models/lenet.py) -------------------------------------------------------------------------
+
+
+def test_lenet_shapes_and_torch_parameter_count():
+  model = models.create_model("lenet", 10)
+  x = np.zeros((3, 28, 28, 1), np.float32)
+  variables = model.init(jax.random.PRNGKey(0), x)
+  logits, features = model.apply(variables, x)
+  assert logits.shape == (3, 10) and logits.dtype == jnp.float32
+  assert features.shape == (3, 4, 4, 50)
+  # torch's Net of the MNIST example: conv1 (1->20, 5), conv2 (20->50, 5), fc1 800->500, fc2.
+  torch_count = (20 * 1 * 5 * 5 + 20) + (50 * 20 * 5 * 5 + 50) + (800 * 500 + 500) + (500 * 10 + 10)
+  assert sum(int(np.size(p)) for p in jax.tree.leaves(variables["params"])) == torch_count
+  assert "batch_stats" not in variables
+  shapes = jax.tree.map(np.shape, variables["params"])
+  assert shapes["fc1"]["kernel"] == (800, 500) and shapes["fc2"]["kernel"] == (500, 10)
+  # Other sizes infer fc1's width: 32x32x3 -> 5x5x50.
+  v32 = model.init(jax.random.PRNGKey(0), np.zeros((1, 32, 32, 3), np.float32))
+  assert v32["params"]["fc1"]["kernel"].shape == (1250, 500)
+  with pytest.raises(ValueError, match="at least 16x16"):
+    model.init(jax.random.PRNGKey(0), np.zeros((1, 12, 12, 1), np.float32))
+  with pytest.raises(ValueError, match="do not apply"):
+    models.create_model("lenet", 10, layer4_stride=1)
+  # PyTorch's default init: |w| <= 1/sqrt(fan_in) for every layer.
+  for name, fan_in in (("conv1", 25), ("conv2", 500), ("fc1", 800), ("fc2", 500)):
+    for leaf in variables["params"][name].values():
+      assert float(np.abs(leaf).max()) <= 1 / math.sqrt(fan_in) + 1e-7
+
+
+def test_lenet_matches_torch_with_converted_weights():
+  torch = pytest.importorskip("torch")
+  tnn = torch.nn
+
+  class Net(tnn.Module):  # the PyTorch MNIST example's network
+    def __init__(self):
+      super().__init__()
+      self.conv1 = tnn.Conv2d(1, 20, 5, 1)
+      self.conv2 = tnn.Conv2d(20, 50, 5, 1)
+      self.fc1 = tnn.Linear(4 * 4 * 50, 500)
+      self.fc2 = tnn.Linear(500, 10)
+
+    def forward(self, x):
+      x = torch.nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2, 2)
+      x = torch.nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2, 2)
+      x = torch.relu(self.fc1(x.view(-1, 4 * 4 * 50)))
+      return self.fc2(x)
+
+  torch.manual_seed(0)
+  net = Net().eval()
+  sd = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+  params = {
+      "conv1": {"kernel": sd["conv1.weight"].transpose(2, 3, 1, 0), "bias": sd["conv1.bias"]},
+      "conv2": {"kernel": sd["conv2.weight"].transpose(2, 3, 1, 0), "bias": sd["conv2.bias"]},
+      "fc1": {"kernel": sd["fc1.weight"].T, "bias": sd["fc1.bias"]},
+      "fc2": {"kernel": sd["fc2.weight"].T, "bias": sd["fc2.bias"]},
+  }
+  x = np.random.default_rng(0).normal(size=(4, 1, 28, 28)).astype(np.float32)
+  with torch.no_grad():
+    want = net(torch.from_numpy(x)).numpy()
+  got, _ = models.create_model("lenet", 10).apply({"params": params}, x.transpose(0, 2, 3, 1))
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)

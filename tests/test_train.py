@@ -315,7 +315,9 @@ def test_default_and_experiment_configs_validate():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     cfg = mod.get_config(*args)
-    config_lib.validate_config(cfg)
+    config_lib.validate_config(cfg, wsol.SCHEMA)  # the engine's fields + the WSOL ones
+    with pytest.raises(ValueError, match="config.wsol: unknown key"):
+      config_lib.validate_config(cfg)  # the engine alone rejects what it does not know
     wsol.check_dataset_name(cfg.data.name)
     for field in ("seed", "batch_size", "num_train_steps", "checkpoint_every_steps"):
       assert field in cfg

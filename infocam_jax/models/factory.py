@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from infocam_jax.models import layers
+from infocam_jax.models.lenet import LeNet
 from infocam_jax.models.resnet import ResNet, resnet_adl_positions
 from infocam_jax.models.vgg import VGG16_BLOCKS, VGG16_WIDTHS, VGGGAP, vgg_adl_positions
 
@@ -24,6 +25,9 @@ _ARCHS: dict[str, tuple[str, dict[str, Any]]] = {
     "vgg16_gap": ("vgg", dict(blocks=VGG16_BLOCKS, widths=VGG16_WIDTHS, conv6_width=1024)),
     # VGG-GAP with the VGG16 layout but 1/8 of the channels (tests).
     "vgg_tiny": ("vgg", dict(blocks=VGG16_BLOCKS, widths=(8, 16, 32, 64, 64), conv6_width=128)),
+    # The PyTorch MNIST example net of the paper's PC-softmax MNIST run (models.lenet):
+    # no GAP head (no CAM), no BatchNorm, no ADL.
+    "lenet": ("lenet", {}),
 }
 
 ARCHS: tuple[str, ...] = tuple(_ARCHS)
@@ -32,11 +36,11 @@ ARCHS: tuple[str, ...] = tuple(_ARCHS)
 _ADL_DEFAULTS = {"resnet": (0.90, 0.75), "vgg": (0.80, 0.75)}
 
 # Parameters trained with the 10x learning rate in the official code (train.py).
-_HEAD_MODULES = {"resnet": ("layer4", "fc"), "vgg": ("conv6", "fc")}
+_HEAD_MODULES = {"resnet": ("layer4", "fc"), "vgg": ("conv6", "fc"), "lenet": ("fc2",)}
 
 
 def arch_family(arch: str) -> str:
-  """'resnet' or 'vgg'; ValueError for an unknown arch."""
+  """'resnet', 'vgg' or 'lenet'; ValueError for an unknown arch."""
   if arch not in _ARCHS:
     raise ValueError(f"`arch` must be one of {', '.join(ARCHS)}, got {arch!r}.")
   return _ARCHS[arch][0]
@@ -45,6 +49,8 @@ def arch_family(arch: str) -> str:
 def valid_adl_positions(arch: str) -> tuple[str, ...]:
   """The ADL position strings ``arch`` accepts, in network order."""
   family, cfg = arch_family(arch), _ARCHS[arch][1]
+  if family == "lenet":
+    return ()
   if family == "resnet":
     return resnet_adl_positions(cfg["stage_sizes"])
   return vgg_adl_positions(cfg["blocks"])
@@ -96,6 +102,10 @@ def create_model(
     raise ValueError(f"`dtype` must be a floating dtype, got {dtype!r}.") from None
   if not jnp.issubdtype(dtype, jnp.floating):
     raise ValueError(f"`dtype` must be a floating dtype, got {dtype}.")
+  if family == "lenet":
+    if layer4_stride is not None or adl_positions:
+      raise ValueError(f"`layer4_stride` and `adl_positions` do not apply to {arch!r}.")
+    return LeNet(num_classes=num_classes, dtype=dtype)
   positions = layers.parse_adl_positions(adl_positions, valid_adl_positions(arch), arch)
   thr_default, rate_default = _ADL_DEFAULTS[family]
   thr = thr_default if adl_threshold is None else adl_threshold

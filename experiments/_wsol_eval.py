@@ -1,0 +1,548 @@
+r"""CAM / infoCAM localisation evaluation of a trained backbone (used by ``experiments.wsol``).
+
+One forward pass per batch gives the logits and the feature map; every map
+(CAM, the infoCAM variants, Grad-CAM) is formed from those same features, and
+every (method, protocol) pair streams through its own
+``infocam_jax.localization`` evaluator state. Two baselines go through the
+same evaluators: a centred box (a map whose thresholds give centred boxes of
+every size with the image's aspect ratio) and the full-image box.
+
+Methods (``METHODS``; maps of the ground-truth class, as the official code and
+wsolevaluation do):
+
+* ``cam``: CAM, ``sum_c W[c, y] A_c`` (Zhou et al. 2016).
+* ``infocam``: infoCAM, ``variant="mean"``, ``padding="full"`` (official
+  ``--sub-oth-cams --conv-cams``: the paper's PMI difference).
+* ``infocam_min``: ``variant="min"``, ``padding="full"`` (official
+  ``--max-cam --conv-cams``: minus the lowest-scoring class).
+* ``infocam_same`` / ``infocam_min_same``: the same with the aligned
+  (``padding="same"``) region sum.
+* ``cam_region`` / ``cam_region_same``: ``variant="none"``: CAM with the
+  region sum only (official ``--conv-cams`` alone, the CUB ADL scripts); with
+  ``cam`` they separate infoCAM's two ingredients (class contrast, region sum).
+* ``grad_cam``: Grad-CAM through the GAP + dense head (``jax.grad``); for this
+  head it equals ``ReLU(CAM) / HW``.
+
+Baselines (``BASELINES``): ``centre_box`` and ``full_image_box``.
+
+Selection (never on test): every method's threshold is the first maximiser of
+its *validation* curve (V1 box accuracy at IoU 0.5; for V2 one threshold per
+IoU), and the test metrics are read at that threshold (``*_val_selected``).
+``max_box_acc`` / ``max_box_acc_v2`` are the definitional MaxBoxAcc(V2) of the
+test split, which maximise over thresholds *on test* by definition (Choe et
+al. 2020); ``top1_loc`` / ``gt_known_loc`` are read at the fixed threshold
+``loc_threshold`` (0.2, the official ``--cam-thr``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from infocam_jax import boxes as boxes_lib
+from infocam_jax import cam as cam_lib
+from infocam_jax import localization
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+  """How a method's map is formed from (logits, features, head)."""
+  kind: str  # "cam" | "infocam" | "grad_cam"
+  title: str
+  variant: str = ""
+  padding: str = ""
+  description: str = ""
+
+
+METHODS: dict[str, MethodSpec] = {
+    "cam": MethodSpec("cam", "CAM", description="CAM: sum_c W[c, y] A_c (ground-truth class)"),
+    "infocam": MethodSpec("infocam", "infoCAM", "mean", "full",
+                          "infoCAM: (W_y - mean_{k!=y} W_k) . A, region sum, full padding "
+                          "(official --sub-oth-cams --conv-cams)"),
+    "infocam_min": MethodSpec("infocam", "infoCAM-min", "min", "full",
+                              "infoCAM: (W_y - W_{argmin logits}) . A, region sum, full padding "
+                              "(official --max-cam --conv-cams)"),
+    "infocam_same": MethodSpec("infocam", "infoCAM-same", "mean", "same",
+                               "infoCAM mean variant, aligned ('same') region sum"),
+    "infocam_min_same": MethodSpec("infocam", "infoCAM-min-same", "min", "same",
+                                   "infoCAM min variant, aligned ('same') region sum"),
+    "cam_region": MethodSpec("infocam", "CAM+region", "none", "full",
+                             "CAM with the region sum only, full padding (official --conv-cams "
+                             "without subtraction, the CUB ADL scripts): ablation of infoCAM"),
+    "cam_region_same": MethodSpec("infocam", "CAM+region-same", "none", "same",
+                                  "CAM with the aligned ('same') region sum only: ablation of "
+                                  "infocam_same"),
+    "grad_cam": MethodSpec("grad_cam", "Grad-CAM",
+                           description="Grad-CAM via jax.grad through the GAP + dense head "
+                           "(= ReLU(CAM)/HW for this head)"),
+}
+
+BASELINES: dict[str, str] = {
+    "centre_box": "a centred box with the image's aspect ratio; its size is the map threshold "
+                  "(chosen on the validation split like every method's threshold)",
+    "full_image_box": "the whole image as the predicted box",
+}
+
+PROTOCOLS = tuple(localization.PROTOCOLS)
+
+PROTOCOL_NOTES = {
+    "clean": "bicubic resize, min-max, map > t on the float map, inclusive boxes, clamped IoU, "
+             "empty foreground = miss, hits / images over the whole split",
+    "wsolevaluation": "Choe et al.: 8-bit quantised map, gray > int(t * max), OpenCV box "
+                      "convention, empty foreground = box (0, 0, 0, 0)",
+    "paper": "official infoCAM evaluation: bicubic, min-max, cubehelix gray > int(t * max), "
+             "boxes (x, y, x + w, y + h), IoU without the clamp at zero overlap, empty "
+             "foreground = box (0, 0, 1, 1), Top-1/GT-known Loc as the official batch-weighted "
+             "running meters (they depend on the batch size and order), 0.05 threshold grid",
+}
+
+PAPER_GT = ("auto", "exact", "cub_legacy", "tiny_legacy")
+
+
+# ----------------------------------------------------------------------------
+# Parsing.
+# ----------------------------------------------------------------------------
+
+
+def parse_names(text: str, known: Sequence[str], field: str) -> tuple[str, ...]:
+  """A comma/space separated list of names, each in ``known``; ValueError otherwise."""
+  names = tuple(t for t in str(text).replace(",", " ").split() if t)
+  bad = [n for n in names if n not in known]
+  if bad or not names:
+    raise ValueError(f"{field}: expected a comma-separated list of {list(known)}, got {text!r}"
+                     + (f" (unknown: {bad})" if bad else ""))
+  if len(set(names)) != len(names):
+    raise ValueError(f"{field}: duplicate entries in {text!r}")
+  return names
+
+
+def threshold_grid(protocol: str, step: float) -> np.ndarray:
+  """Map thresholds: the official 0.05 grid for "paper", ``arange(0, 1, step)`` otherwise."""
+  if protocol == "paper":
+    step = 0.05
+  grid = np.arange(0.0, 1.0, step)
+  return np.round(grid, 10)
+
+
+def resolve_paper_gt(setting: str, dataset: str) -> str:
+  """The GT-box transform of the "paper" protocol for ``dataset`` (``setting='auto'``)."""
+  if setting not in PAPER_GT:
+    raise ValueError(f"wsol.paper_gt must be one of {PAPER_GT}, got {setting!r}")
+  if setting != "auto":
+    return setting
+  base = dataset.split("/")[0]
+  return {"caltech_birds2011": "cub_legacy", "tiny_imagenet": "tiny_legacy"}.get(base, "exact")
+
+
+PAPER_GT_NOTES = {
+    "exact": "the exact GT boxes of the network input (the official GT quirks concern CUB and "
+             "Tiny-ImageNet annotation files only; not applicable to this dataset beyond the "
+             "protocol's IoU, meters and fallback box)",
+    "cub_legacy": "the official CUB transform (x/W*255 - 15, read as x, y, w, h; not clipped): "
+                  "boxes.legacy_resize_crop_boxes",
+    "tiny_legacy": "the official Tiny-ImageNet mis-parse (corner boxes read as x, y, w, h): "
+                   "boxes.tiny_imagenet_legacy_boxes",
+}
+
+
+def gt_boxes(batch: Mapping[str, np.ndarray], transform: str, *, resize_size: int,
+             image_size: int) -> np.ndarray:
+  """GT boxes ``[b, M, 4]`` for a protocol's GT ``transform`` (see ``PAPER_GT_NOTES``)."""
+  if transform == "exact":
+    return np.asarray(batch["bbox"], np.float32)
+  norm = np.asarray(batch["bbox_normalized"], np.float64)  # (ymin, xmin, ymax, xmax)
+  size = np.asarray(batch["orig_size"], np.float64)[:, None, :]  # (H, W)
+  h, w = size[..., 0], size[..., 1]
+  if transform == "cub_legacy":
+    xywh = np.stack([norm[..., 1] * w, norm[..., 0] * h, (norm[..., 3] - norm[..., 1]) * w,
+                     (norm[..., 2] - norm[..., 0]) * h], axis=-1)
+    out = boxes_lib.legacy_resize_crop_boxes(xywh, np.broadcast_to(size, xywh.shape[:-1] + (2,)),
+                                             resize_size, image_size)
+  elif transform == "tiny_legacy":
+    # The builder stored inclusive corners as (x0 / W, (x1 + 1) / W): recover the file's numbers.
+    corners = np.stack([norm[..., 1] * w, norm[..., 0] * h, norm[..., 3] * w - 1.0,
+                        norm[..., 2] * h - 1.0], axis=-1)
+    out = boxes_lib.tiny_imagenet_legacy_boxes(
+        np.round(corners), np.broadcast_to(size, corners.shape[:-1] + (2,)), resize_size,
+        image_size)
+  else:
+    raise ValueError(f"unknown GT transform {transform!r}; expected one of {PAPER_GT[1:]}")
+  out = np.asarray(out, np.float32)
+  # Slots without a box hold zeros; keep them well-formed (masked out anyway).
+  return np.where(np.asarray(batch["bbox_mask"])[..., None], out, 0.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------
+# Maps.
+# ----------------------------------------------------------------------------
+
+
+def make_forward(model: Any, methods: Sequence[str], region_size: int,
+                 image_size: int | None = None) -> Callable:
+  """Jitted ``(variables, images, labels) -> (logits [B, K], {method: maps})``.
+
+  One forward pass; every method's map is formed from the same features.
+  With ``image_size`` the raw maps are resized to it (bicubic, cv2 geometry:
+  what every protocol of the evaluator does to smaller maps), so that all
+  methods reach the evaluators with one shape (one compilation per protocol);
+  otherwise they keep their native resolution.
+  """
+  from infocam_jax import models  # pylint: disable=g-import-not-at-top
+  methods = tuple(methods)
+  for m in methods:
+    if m not in METHODS:
+      raise ValueError(f"unknown method {m!r}; known: {list(METHODS)}")
+
+  def forward(variables, images, labels):
+    logits, features = model.apply(variables, images, train=False)
+    weights, bias = models.head_weights(variables)
+    maps = {}
+    for name in methods:
+      spec = METHODS[name]
+      if spec.kind == "cam":
+        m = cam_lib.class_activation_map(features, weights, labels)
+      elif spec.kind == "infocam":
+        m = cam_lib.infocam(features, weights, labels, logits=logits, variant=spec.variant,
+                            region_size=region_size, padding=spec.padding)
+      else:
+        m = cam_lib.grad_cam_from_head(cam_lib.gap_dense_head(weights, bias), features, labels)
+      if image_size is not None and m.shape[-2:] != (image_size, image_size):
+        m = cam_lib.upsample_maps(m, image_size, "bicubic")
+      maps[name] = m
+    return logits.astype(jnp.float32), maps
+
+  return jax.jit(forward)
+
+
+@functools.partial(jax.jit, static_argnames=("prior", "loss", "num_classes"))
+def _classification_sums(logits, labels, valid, prior, *, loss: str, num_classes: int):
+  """(correct [B], eval sums) of one batch, as the engine's eval step (padding masked).
+
+  ``prior``: the training class frequencies as a tuple (static), or None.
+  """
+  from infocam_jax.train import steps  # pylint: disable=g-import-not-at-top
+  prior = None if prior is None else np.asarray(prior, np.float32)
+  safe = jnp.where(valid, labels, 0)
+  correct = (jnp.argmax(logits, -1) == safe) & valid
+  onehot = jax.nn.one_hot(safe, num_classes, dtype=jnp.float32) * valid[:, None]
+  masked = lambda x: jnp.sum(jnp.where(valid, x, 0.0))
+  sums = {"count": jnp.sum(valid.astype(jnp.float32)),
+          "correct": jnp.sum(correct.astype(jnp.float32)),
+          "loss": masked(steps.per_example_loss(logits, safe, loss=loss, prior=prior)),
+          "class_correct": jnp.sum(onehot * correct[:, None], axis=0),
+          "class_count": jnp.sum(onehot, axis=0)}
+  for key, values in steps.per_example_pmi(logits, safe, loss=loss, prior=prior).items():
+    sums[key] = masked(values)
+  return correct, sums
+
+
+def baseline_maps(image_size: int | Sequence[int]) -> dict[str, np.ndarray]:
+  """float32 ``[H, W]`` maps whose thresholded boxes are the baselines' boxes.
+
+  ``centre_box``: ``1 - max(|i - c_y| / (c_y + 1), |j - c_x| / (c_x + 1))``: the
+  foreground ``map > t`` (after min-max) is a centred box with the image's
+  aspect ratio whose side shrinks as ``t`` grows, so a threshold sweep is a
+  sweep over centred-box sizes. ``full_image_box``: ones with one zero corner
+  pixel, so every threshold in [0, 1) selects the whole image as one
+  component (a constant map would be zeroed by the normalisation).
+  """
+  h, w = (int(image_size), int(image_size)) if np.ndim(image_size) == 0 else map(int, image_size)
+  cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+  yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+  dist = np.maximum(np.abs(yy - cy) / (cy + 1.0), np.abs(xx - cx) / (cx + 1.0))
+  full = np.ones((h, w), np.float32)
+  full[0, 0] = 0.0
+  return {"centre_box": (1.0 - dist).astype(np.float32), "full_image_box": full}
+
+
+# ----------------------------------------------------------------------------
+# Streaming evaluation of one split.
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FigureSample:
+  """Test images kept for the figure (host arrays)."""
+  index: np.ndarray  # [N] source positions
+  image: np.ndarray  # uint8 [N, S, S, C]
+  label: np.ndarray
+  prediction: np.ndarray
+  bbox: np.ndarray  # [N, M, 4] exact GT boxes
+  bbox_mask: np.ndarray
+  maps: dict[str, np.ndarray]  # raw maps [N, h, w]
+
+
+@dataclasses.dataclass
+class SplitEvaluation:
+  """Everything measured on one split."""
+  split: str
+  num_images: int
+  classification: dict[str, float]  # accuracy (%), mean_per_class_accuracy (%), loss, mi (nats)
+  results: dict[str, dict[str, localization.BoxAccuracyResult]]  # protocol -> name -> result
+  meters: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]  # running meters [J, T] (known, top1)
+  figure: FigureSample | None
+  wall_s: float
+  cpu_s: float
+
+
+def make_evaluators(protocols: Sequence[str], *, image_size: int, threshold_step: float,
+                    loc_threshold: float) -> dict[str, localization.BoxAccuracy]:
+  return {p: localization.max_box_accuracy(
+      p, cam_thresholds=threshold_grid(p, threshold_step), image_size=(image_size, image_size),
+      loc_threshold=loc_threshold) for p in protocols}
+
+
+def evaluate_split(forward: Callable, variables: Any, pipeline: Any, *, split: str,
+                   methods: Sequence[str], evaluators: Mapping[str, localization.BoxAccuracy],
+                   gt_transforms: Mapping[str, str], resize_size: int, image_size: int,
+                   loss: str = "softmax", class_prior: np.ndarray | None = None,
+                   num_classes: int, figure_indices: Sequence[int] = (),
+                   progress: bool = True) -> SplitEvaluation:
+  """Streams ``pipeline`` (one ordered, padded pass) through every evaluator."""
+  from infocam_jax.data import denormalize  # pylint: disable=g-import-not-at-top
+  from infocam_jax.train import steps  # pylint: disable=g-import-not-at-top
+  t0, c0 = time.time(), time.process_time()
+  names = tuple(methods) + tuple(BASELINES)
+  base = {k: jnp.asarray(v) for k, v in baseline_maps(image_size).items()}
+  states = {p: {n: ev.init() for n in names} for p, ev in evaluators.items()}
+  prior = None if class_prior is None else tuple(float(p) for p in class_prior)
+  cls_sums = None
+  want = set(int(i) for i in figure_indices)
+  kept: list[dict[str, Any]] = []
+
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+  bar = tqdm(total=pipeline.steps_per_epoch, desc=f"evaluate {split}", unit="batch",
+             disable=not progress, dynamic_ncols=True, leave=True)
+  for batch in pipeline.iterate(0):
+    labels = jnp.asarray(batch["label"])
+    valid = jnp.asarray(batch["mask"])
+    logits, maps = forward(variables, jnp.asarray(batch["image"]), labels)
+    correct, sums = _classification_sums(logits, labels, valid, prior, loss=loss,
+                                         num_classes=num_classes)
+    cls_sums = steps.accumulate(cls_sums, sums)
+    b = labels.shape[0]
+    for p, ev in evaluators.items():
+      gt = gt_boxes(batch, gt_transforms[p], resize_size=resize_size, image_size=image_size)
+      gm = batch["bbox_mask"]
+      for n in names:
+        m = maps[n] if n in maps else jnp.broadcast_to(base[n], (b, *base[n].shape))
+        states[p][n] = ev.update(states[p][n], m, gt, gm, correct, valid)
+    if want:
+      rows = [r for r, i in enumerate(batch["index"]) if int(i) in want]
+      if rows:
+        pred = np.asarray(jnp.argmax(logits, -1))
+        kept.append({"index": batch["index"][rows], "image": denormalize(batch["image"][rows]),
+                     "label": batch["label"][rows], "prediction": pred[rows],
+                     "bbox": batch["bbox"][rows], "bbox_mask": batch["bbox_mask"][rows],
+                     "maps": {n: np.asarray(maps[n])[rows] for n in methods}})
+    bar.update(1)
+  bar.close()
+
+  results = {p: {n: ev.compute(states[p][n]) for n in names} for p, ev in evaluators.items()}
+  meters = {}
+  for p in evaluators:
+    meters[p] = {}
+    for n in names:
+      s = jax.device_get(states[p][n])
+      wgt = max(int(s.meter_weight), 1)
+      meters[p][n] = (np.asarray(s.meter_known, np.float64) / wgt,
+                      np.asarray(s.meter_top1, np.float64) / wgt)
+  fin = steps.finalize_eval(cls_sums)
+  classification = {"accuracy": 100.0 * fin["accuracy"],
+                    "mean_per_class_accuracy": 100.0 * fin["mean_per_class_accuracy"],
+                    "loss": fin["loss"], "mi": fin["mi"], "count": int(fin["count"])}
+  figure = None
+  if kept:
+    cat = lambda k: np.concatenate([d[k] for d in kept])
+    order = np.argsort(cat("index"), kind="stable")
+    figure = FigureSample(index=cat("index")[order], image=cat("image")[order],
+                          label=cat("label")[order], prediction=cat("prediction")[order],
+                          bbox=cat("bbox")[order], bbox_mask=cat("bbox_mask")[order],
+                          maps={n: np.concatenate([d["maps"][n] for d in kept])[order]
+                                for n in methods})
+  return SplitEvaluation(split=split, num_images=classification["count"],
+                         classification=classification, results=results, meters=meters,
+                         figure=figure, wall_s=time.time() - t0, cpu_s=time.process_time() - c0)
+
+
+# ----------------------------------------------------------------------------
+# Selection on validation, summary on test.
+# ----------------------------------------------------------------------------
+
+
+def _f(x: Any) -> float | None:
+  x = float(x)
+  return None if math.isnan(x) else round(x, 4)
+
+
+def _headline_curves(result: localization.BoxAccuracyResult, meters: tuple[np.ndarray, np.ndarray],
+                     running: bool, j0: int) -> tuple[np.ndarray, np.ndarray]:
+  """(GT-known, Top-1) Loc curves over thresholds in the protocol's headline convention."""
+  if running:
+    return meters[0][j0], meters[1][j0]
+  return result.box_acc_curve[j0], result.top1_loc_curve[j0]
+
+
+def summarize(val: SplitEvaluation, test: SplitEvaluation,
+              evaluators: Mapping[str, localization.BoxAccuracy]) -> dict[str, dict[str, Any]]:
+  """protocol -> name -> metrics (percent) with thresholds selected on ``val``."""
+  out: dict[str, dict[str, Any]] = {}
+  for p, ev in evaluators.items():
+    running = ev.protocol.running_meters
+    out[p] = {}
+    for name, rt in test.results[p].items():
+      rv = val.results[p][name]
+      th = np.asarray(rt.cam_thresholds)
+      j0 = int(np.argmin(np.abs(np.asarray(rt.iou_thresholds) - rt.loc_iou)))
+      t_val = int(np.argmax(rv.box_acc_curve[j0]))  # first maximiser (as MaxBoxAcc)
+      t_val_v2 = np.argmax(rv.box_acc_v2_curve, axis=1)
+      known, top1 = _headline_curves(rt, test.meters[p][name], running, j0)
+      v2_sel = np.mean([rt.box_acc_v2_curve[j, t] for j, t in enumerate(t_val_v2)])
+      out[p][name] = {
+          # The contract's five metrics (test split).
+          "top1_cls": _f(rt.top1_cls),
+          "top1_loc": _f(rt.top1_loc),
+          "gt_known_loc": _f(rt.gt_known_loc),
+          "max_box_acc": _f(rt.max_box_acc),
+          "max_box_acc_v2": _f(rt.max_box_acc_v2),
+          # Test metrics at the threshold chosen on the validation split.
+          "val_threshold": _f(th[t_val]),
+          "top1_loc_val_selected": _f(top1[t_val]),
+          "gt_known_loc_val_selected": _f(known[t_val]),
+          "max_box_acc_val_selected": _f(rt.box_acc_curve[j0, t_val]),
+          "val_thresholds_v2": [_f(th[t]) for t in t_val_v2],
+          "max_box_acc_v2_val_selected": _f(v2_sel),
+          # Details.
+          "loc_threshold": _f(rt.loc_threshold),
+          "loc_iou": _f(rt.loc_iou),
+          "max_box_acc_threshold_test": _f(rt.max_box_acc_threshold),
+          "max_box_acc_v2_per_iou": [_f(v) for v in rt.max_box_acc_v2_per_iou],
+          "top1_loc_pooled": _f(rt.top1_loc_pooled),
+          "gt_known_loc_pooled": _f(rt.gt_known_loc_pooled),
+          "top1_loc_meter": _f(rt.top1_loc_meter),
+          "gt_known_loc_meter": _f(rt.gt_known_loc_meter),
+          "num_test_images": int(rt.num_images),
+          "val": {"top1_cls": _f(rv.top1_cls), "top1_loc": _f(rv.top1_loc),
+                  "gt_known_loc": _f(rv.gt_known_loc), "max_box_acc": _f(rv.max_box_acc),
+                  "max_box_acc_v2": _f(rv.max_box_acc_v2), "num_images": int(rv.num_images)},
+      }
+  return out
+
+
+def curves(val: SplitEvaluation, test: SplitEvaluation,
+           evaluators: Mapping[str, localization.BoxAccuracy]) -> dict[str, Any]:
+  """Threshold curves (percent) of every protocol, method and split, for ``curves.json``."""
+  out: dict[str, Any] = {}
+  for p, ev in evaluators.items():
+    out[p] = {"cam_thresholds": [float(t) for t in ev.cam_thresholds],
+              "iou_thresholds": [float(t) for t in ev.iou_thresholds], "methods": {}}
+    for name in test.results[p]:
+      entry = {}
+      for split_eval in (val, test):
+        r = split_eval.results[p][name]
+        meters = split_eval.meters[p][name]
+        entry[split_eval.split] = {
+            "box_acc": np.round(r.box_acc_curve, 4).tolist(),
+            "top1_loc": np.round(np.nan_to_num(r.top1_loc_curve, nan=-1.0), 4).tolist(),
+            "box_acc_v2": np.round(r.box_acc_v2_curve, 4).tolist(),
+            "gt_known_loc_meter": np.round(meters[0], 4).tolist(),
+            "top1_loc_meter": np.round(meters[1], 4).tolist()}
+      out[p]["methods"][name] = entry
+  return out
+
+
+# ----------------------------------------------------------------------------
+# Figures and tables.
+# ----------------------------------------------------------------------------
+
+
+def predicted_boxes(maps: np.ndarray, image_size: int, thresholds: Sequence[float]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+  """Clean-protocol boxes of raw maps ``[N, h, w]`` at per-image ``thresholds`` [N].
+
+  Returns (display maps [N, S, S] in [0, 1], boxes [N, 4] float with NaN where
+  the foreground is empty).
+  """
+  if tuple(np.shape(maps)[-2:]) != (image_size, image_size):
+    maps = cam_lib.upsample_maps(maps, image_size, "bicubic")
+  up = np.asarray(cam_lib.normalize_maps(maps))
+  out = np.full((len(up), 4), np.nan)
+  for i, (m, t) in enumerate(zip(up, thresholds)):
+    if m.max() > t:
+      out[i] = np.asarray(boxes_lib.boxes_from_maps(m[None], np.asarray([t], np.float32)))[0, 0]
+  return up, out
+
+
+def write_figures(workdir: str, val: SplitEvaluation, test: SplitEvaluation,
+                  summary: Mapping[str, Mapping[str, Any]],
+                  evaluators: Mapping[str, localization.BoxAccuracy], methods: Sequence[str],
+                  image_size: int) -> list[str]:
+  """The localisation grid (test images) and the threshold curves; returns the paths."""
+  import os  # pylint: disable=g-import-not-at-top
+  from infocam_jax import plotting  # pylint: disable=g-import-not-at-top
+  paths = []
+  fig = test.figure
+  grid_protocol = "clean" if "clean" in summary else next(iter(summary))
+  if fig is not None and len(fig.index):
+    shown = [m for m in methods]
+    maps, preds, ious = {}, {}, {}
+    for m in shown:
+      t = summary[grid_protocol][m]["val_threshold"]
+      disp, box = predicted_boxes(fig.maps[m], image_size, [t] * len(fig.index))
+      title = f"{METHODS[m].title} (t={t:.2f})"
+      maps[title] = disp
+      preds[title] = np.where(np.isnan(box), -10.0, box)
+      iou = np.zeros(len(box))
+      for i in range(len(box)):
+        if not np.isnan(box[i, 0]):
+          gts = fig.bbox[i][fig.bbox_mask[i]]
+          if len(gts):
+            iou[i] = float(np.max(np.asarray(boxes_lib.box_iou(box[i][None], gts))))
+      ious[title] = iou
+    path = os.path.join(workdir, "localization_grid.png")
+    paths.append(str(plotting.plot_localization_grid(
+        path, fig.image, maps, gt_boxes=fig.bbox, gt_mask=fig.bbox_mask, pred_boxes=preds,
+        ious=ious, labels=fig.label, predictions=fig.prediction)))
+  for p, ev in evaluators.items():
+    j0 = int(np.argmin(np.abs(np.asarray(ev.iou_thresholds) - ev.loc_iou)))
+    for split_eval, role in ((val, "threshold selection"), (test, "reported")):
+      cs = {}
+      for name, r in split_eval.results[p].items():
+        title = METHODS[name].title if name in METHODS else name
+        cs[title] = r.box_acc_curve[j0]
+      path = os.path.join(workdir, f"curves_{p}_{split_eval.split}.png")
+      paths.append(str(plotting.plot_threshold_curves(
+          path, ev.cam_thresholds, cs, reference_threshold=ev.loc_threshold,
+          ylabel=f"GT-known box accuracy, IoU >= {ev.loc_iou:g} (%)",
+          title=f"{p} protocol, {split_eval.split} split ({role})")))
+  return paths
+
+
+def format_table(summary: Mapping[str, Mapping[str, Any]], protocol: str,
+                 names: Sequence[str]) -> str:
+  """A fixed-width table of one protocol's summary."""
+  cols = [("top1_cls", "Top-1 Cls"), ("top1_loc", "Top-1 Loc@.2"), ("gt_known_loc", "GT-k Loc@.2"),
+          ("val_threshold", "thr(val)"), ("top1_loc_val_selected", "Top-1 Loc@val"),
+          ("gt_known_loc_val_selected", "GT-k Loc@val"),
+          ("max_box_acc_v2_val_selected", "BoxAccV2@val"), ("max_box_acc", "MaxBoxAcc*"),
+          ("max_box_acc_v2", "MaxBoxAccV2*")]
+  width = max(len(n) for n in names) + 2
+  head = "method".ljust(width) + "".join(c[1].rjust(14) for c in cols)
+  lines = [head, "-" * len(head)]
+  for n in names:
+    row = summary[protocol][n]
+    cells = []
+    for key, _ in cols:
+      v = row.get(key)
+      cells.append(("-" if v is None else (f"{v:.2f}" if key == "val_threshold" else f"{v:.1f}"))
+                   .rjust(14))
+    lines.append(n.ljust(width) + "".join(cells))
+  return "\n".join(lines)

@@ -1,0 +1,271 @@
+"""``experiments.wsol``: train + CAM/infoCAM evaluation end to end, evaluation-only, errors.
+
+One smoke run (subprocess, the smoke config with validation every 10 steps so
+that keep-best has a choice) is shared by the module; an evaluation-only run
+from its export must reproduce its numbers exactly. The checks of the numbers
+are independent of the evaluator where possible: the full-image baseline is
+recomputed from the dataset's boxes with a plain IoU, and the threshold
+selection is re-derived from ``curves.json``. The subprocesses share a
+persistent compilation cache (the evaluation-only run reuses the programs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+try:
+  import multidevice  # tests/ on sys.path
+except ImportError:  # pragma: no cover
+  from tests import multidevice
+
+SMOKE = os.path.join(multidevice.REPO, "experiments", "configs", "smoke.py")
+PAPER = os.path.join(multidevice.REPO, "experiments", "configs", "paper.py")
+RUN = ["--config.progress_bar=False", "--config.eval_every_steps=10"]
+FIVE = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc", "max_box_acc_v2")
+
+
+def _run(args, env, timeout=600, check=True):
+  proc = subprocess.run(args, cwd=multidevice.REPO, env=env, capture_output=True, text=True,
+                        timeout=timeout)
+  if check and proc.returncode:
+    raise AssertionError(f"rc={proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\n"
+                         f"stderr:\n{proc.stderr[-5000:]}")
+  return proc
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+  return multidevice.subprocess_env(1, cache_dir=str(tmp_path_factory.mktemp("xla_cache")))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, env):
+  workdir = tmp_path_factory.mktemp("wsol") / "run"
+  proc = _run(multidevice.wsol_command(SMOKE, str(workdir), RUN), env)
+  with open(workdir / "results.json") as f:
+    results = json.load(f)
+  with open(workdir / "curves.json") as f:
+    curves = json.load(f)
+  return workdir, proc, results, curves
+
+
+@pytest.mark.slow
+def test_results_schema_tables_and_figures(smoke_run):
+  workdir, proc, res, _ = smoke_run
+  for name in ("cam", "infocam", "infocam_min", "infocam_same", "grad_cam", "centre_box",
+               "full_image_box"):
+    for key in FIVE:
+      v = res["methods"][name][key]
+      assert isinstance(v, float) and 0.0 <= v <= 100.0, (name, key, v)
+  assert set(res["baselines"]) == {"centre_box", "full_image_box"}
+  assert res["baselines"]["centre_box"] == res["methods"]["centre_box"]
+  assert res["primary_protocol"] == "clean" and set(res["protocols"]) == {"clean", "paper"}
+  assert res["methods"] == res["protocols"]["clean"]
+  # One classifier: every method reports its accuracy, also in the classification block.
+  accs = {res["protocols"][p][m]["top1_cls"] for p in res["protocols"] for m in res["methods"]}
+  assert accs == {round(res["classification"]["test"]["accuracy"], 4)}
+  assert res["dataset"]["num_test"] == 80 and res["dataset"]["num_val"] == 80
+  assert res["seed"] == 0 and res["mode"] == "train_and_evaluate"
+  assert res["config"]["wsol"]["region_size"] == 4
+  for k in ("jax", "flax", "optax", "orbax-checkpoint", "numpy", "python"):
+    assert res["versions"][k]
+  assert res["device"]["device_count"] == 1 and res["device"]["platform"] == "cpu"
+  for k in ("data_s", "train_s", "eval_val_s", "eval_test_s", "figures_s", "total_s"):
+    assert res["wall_time_s"][k] >= 0.0, k
+  assert res["cpu_time_s"]["total_s"] > 0.0
+  assert res["protocol_notes"]["paper"]["gt_transform"] == "exact"
+  pngs = [p for p in res["figures"] if p.endswith(".png")]
+  assert "localization_grid.png" in pngs and "curves_clean_validation.png" in pngs
+  for p in pngs:
+    with open(workdir / p, "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n", p
+  out = proc.stdout
+  assert "[clean protocol]" in out and "[paper protocol]" in out and "MaxBoxAccV2*" in out
+  assert "never on test" in out and "Figures: " in out and "localization_grid.png" in out
+  # metrics.jsonl gets the headline test numbers.
+  recs = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+  assert recs[-1]["test/cam/max_box_acc"] == res["methods"]["cam"]["max_box_acc"]
+
+
+@pytest.mark.slow
+def test_full_image_baseline_matches_an_independent_computation(smoke_run):
+  """Full-image box (0, 0, 31, 31) against the test GT boxes with a plain IoU."""
+  _, _, res, _ = smoke_run
+  from infocam_jax import data
+  src = data.load_source("cluttered_digits/small", "test")
+  pipe = data.make_pipeline(src, batch_size=len(src), train=False, image_size=32, max_boxes=4)
+  batch = pipe.get_batch(0)
+  hits = []
+  for boxes, mask in zip(batch["bbox"], batch["bbox_mask"]):
+    best = 0.0
+    for x0, y0, x1, y1 in boxes[mask]:
+      inter = (x1 - x0 + 1) * (y1 - y0 + 1)  # the GT box lies inside the image
+      best = max(best, inter / (32 * 32))
+    hits.append(best >= 0.5)
+  expected = 100.0 * np.mean(hits)
+  got = res["methods"]["full_image_box"]
+  assert got["max_box_acc"] == pytest.approx(expected, abs=1e-3)
+  assert got["gt_known_loc"] == pytest.approx(expected, abs=1e-3)
+  # A centred box can never beat the best centred box of any size on the same images.
+  assert res["methods"]["centre_box"]["max_box_acc"] >= 0.0
+
+
+@pytest.mark.slow
+def test_thresholds_are_selected_on_validation_not_test(smoke_run):
+  _, _, res, curves = smoke_run
+  sel = res["selection"]
+  assert sel["threshold_selected_on"] == "validation" and sel["test_split"] == "test"
+  assert sel["checkpoint"] == "last" and sel["step"] == 30 and sel["selected_on"] is None
+  for p, block in res["protocols"].items():
+    th = np.asarray(curves[p]["cam_thresholds"])
+    j0 = curves[p]["iou_thresholds"].index(0.5)
+    for name, row in block.items():
+      val = np.asarray(curves[p]["methods"][name]["validation"]["box_acc"])
+      test = np.asarray(curves[p]["methods"][name]["test"]["box_acc"])
+      t = int(np.argmax(val[j0]))
+      assert row["val_threshold"] == pytest.approx(th[t]), (p, name)
+      assert row["max_box_acc_val_selected"] == pytest.approx(test[j0, t], abs=1e-3)
+      assert row["max_box_acc"] == pytest.approx(test[j0].max(), abs=1e-3)  # definitional
+      assert row["max_box_acc_val_selected"] <= row["max_box_acc"] + 1e-9
+      val2 = np.asarray(curves[p]["methods"][name]["validation"]["box_acc_v2"])
+      test2 = np.asarray(curves[p]["methods"][name]["test"]["box_acc_v2"])
+      v2 = np.mean([test2[j, int(np.argmax(val2[j]))] for j in range(len(val2))])
+      assert row["max_box_acc_v2_val_selected"] == pytest.approx(v2, abs=1e-3)
+      assert row["val"]["max_box_acc"] == pytest.approx(val[j0].max(), abs=1e-3)
+
+
+@pytest.mark.slow
+def test_evaluation_only_from_export_reproduces_the_numbers(smoke_run, tmp_path, env):
+  workdir, _, res, curves = smoke_run
+  copy = tmp_path / "run"
+  shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("*.png", "results.json",
+                                                               "curves.json"))
+  _run(multidevice.wsol_command(SMOKE, str(copy), [*RUN, "--mode=evaluate"]), env)
+  with open(copy / "results.json") as f:
+    again = json.load(f)
+  assert again["mode"] == "evaluate" and again["wall_time_s"]["train_s"] is None
+  assert again["protocols"] == res["protocols"]
+  assert again["classification"] == res["classification"]
+  with open(copy / "curves.json") as f:
+    assert json.load(f) == curves
+  assert (copy / "localization_grid.png").is_file()
+
+
+@pytest.mark.slow
+def test_best_checkpoint_is_chosen_by_validation_accuracy(smoke_run):
+  workdir, _, _, _ = smoke_run
+  import orbax.checkpoint as ocp
+  from experiments import wsol
+  from experiments.configs import smoke
+  config = smoke.get_config()
+  config.eval_every_steps = 10
+  config.wsol.checkpoint = "best"
+  _, variables, sel = wsol.load_for_evaluation(config, str(workdir))
+  recs = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+  val = {r["step"]: r["val/accuracy"] for r in recs if "val/accuracy" in r}
+  assert sorted(val) == [10, 20, 30]
+  kept = {int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit()}
+  assert sel["step"] in kept and sel["selected_on"] == "validation"
+  assert sel["metric_value"] == max(val[s] for s in kept)
+  tree = ocp.StandardCheckpointer().restore(str(workdir / "checkpoints" / str(sel["step"]) /
+                                                "state"))
+  np.testing.assert_array_equal(variables["params"]["fc"]["kernel"],
+                                np.asarray(tree["params"]["fc"]["kernel"]))
+
+
+@pytest.mark.slow
+def test_paper_config_without_dataset_or_weights_is_a_clear_error(tmp_path, env):
+  empty = tmp_path / "tfds"
+  empty.mkdir()
+  weights = tmp_path / "nowhere" / "resnet50-19c8e357.pth"
+  proc = _run(multidevice.wsol_command(f"{PAPER}:cub_resnet50", str(tmp_path / "run"), [
+      f"--config.data.data_dir={empty}", f"--config.model.pretrained={weights}"]), env,
+      check=False, timeout=300)
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  err = proc.stderr
+  assert "input missing" in err
+  # The dataset: what, where it was looked for, how to obtain it.
+  assert "caltech_birds2011" in err and f"Looked in: {empty}" in err and "tfds build" in err
+  # The weights: what, where, where to get them.
+  assert str(weights) in err and "download.pytorch.org/models/resnet50-19c8e357.pth" in err
+  assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+# ---------------------------------------------------------------------------
+# In-process unit checks of the helpers (no training).
+
+
+def test_paper_gt_transforms_match_the_official_ones():
+  from experiments import _wsol_eval as ev
+  from infocam_jax import boxes
+  # CUB: a 500x375 (W x H) image with the box x=100, y=50, w=200, h=150 (bounding_boxes.txt).
+  w, h = 500.0, 375.0
+  xywh = np.array([100.0, 50.0, 200.0, 150.0])
+  norm = np.array([50 / h, 100 / w, 200 / h, 300 / w], np.float32)  # tfds (ymin, xmin, ...)
+  batch = {"bbox_normalized": norm[None, None], "orig_size": np.array([[375, 500]], np.int32),
+           "bbox_mask": np.array([[True]]), "bbox": np.zeros((1, 1, 4), np.float32)}
+  got = ev.gt_boxes(batch, "cub_legacy", resize_size=256, image_size=224)
+  want = np.asarray(boxes.legacy_resize_crop_boxes(xywh, (375, 500), 256, 224))
+  np.testing.assert_allclose(got[0, 0], want, atol=1e-3)
+  np.testing.assert_allclose(want, [100 / w * 255 - 15, 50 / h * 255 - 15, 300 / w * 255 - 15,
+                                    200 / h * 255 - 15], atol=1e-4)
+  # Tiny-ImageNet: corners (10, 20, 40, 50) stored by the builder as (20/64, 10/64, 51/64, 41/64).
+  norm = np.array([20 / 64, 10 / 64, 51 / 64, 41 / 64], np.float32)
+  batch = {"bbox_normalized": norm[None, None], "orig_size": np.array([[64, 64]], np.int32),
+           "bbox_mask": np.array([[True]]), "bbox": np.zeros((1, 1, 4), np.float32)}
+  got = ev.gt_boxes(batch, "tiny_legacy", resize_size=64, image_size=64)
+  r = 63 / 64
+  np.testing.assert_allclose(got[0, 0], [10 * r + 1, 20 * r + 1, 50 * r + 1, 70 * r + 1],
+                             atol=1e-4)  # right edge x0 + x1, bottom y0 + y1 (the mis-parse)
+  assert ev.resolve_paper_gt("auto", "caltech_birds2011") == "cub_legacy"
+  assert ev.resolve_paper_gt("auto", "tiny_imagenet") == "tiny_legacy"
+  assert ev.resolve_paper_gt("auto", "cluttered_digits") == "exact"
+
+
+def test_baseline_maps_give_centred_and_full_image_boxes():
+  from experiments import _wsol_eval as ev
+  from infocam_jax import boxes, cam
+  size = (24, 32)
+  maps = ev.baseline_maps(size)
+  ts = np.arange(0.0, 1.0, 0.05).astype(np.float32)
+  centre = np.asarray(boxes.boxes_from_maps(cam.normalize_maps(maps["centre_box"][None]), ts))[0]
+  full = np.asarray(boxes.boxes_from_maps(cam.normalize_maps(maps["full_image_box"][None]), ts))[0]
+  assert (full == [0, 0, 31, 23]).all()
+  widths = centre[:, 2] - centre[:, 0] + 1
+  heights = centre[:, 3] - centre[:, 1] + 1
+  np.testing.assert_array_equal(centre[:, 0] + centre[:, 2], 31)  # centred in x
+  np.testing.assert_array_equal(centre[:, 1] + centre[:, 3], 23)  # centred in y
+  assert (np.diff(widths) <= 0).all() and (np.diff(heights) <= 0).all()
+  assert widths[0] >= 30 and widths[-1] <= 4
+  # The image's aspect ratio, up to the pixel rounding of a centred box (parity of the side).
+  assert (np.abs(heights - widths * 24 / 32) <= 2.0).all()
+
+
+def test_configs_validate_and_name_the_official_method():
+  from experiments import wsol
+  from experiments.configs import default, paper, smoke
+  from infocam_jax.train import config as config_lib
+  for cfg in (default.get_config(), smoke.get_config()):
+    config_lib.validate_config(cfg, wsol.SCHEMA)
+  for variant in paper.VARIANTS:
+    cfg = paper.get_config(variant)
+    config_lib.validate_config(cfg, wsol.SCHEMA)
+    assert cfg.wsol.official_method in cfg.wsol.methods.split(",")
+    assert cfg.wsol.checkpoint == "best" and cfg.data.test_split == "wsol_test"
+    assert cfg.model.layer4_stride == (1 if "resnet50" in variant else 2)
+  assert paper.get_config("tiny_resnet50_adl").wsol.region_size == 3
+  assert paper.get_config("cub_vgg16_gap").optimizer.learning_rate == 0.001
+  # The official VGG16 CUB batch of 30 does not divide over 8 devices: rejected up front.
+  with pytest.raises(ValueError, match=r"batch_size \(30\) must be divisible .* \(8\)"):
+    config_lib.validate_runtime(paper.get_config("cub_vgg16_gap"), num_devices=8,
+                                process_count=1)
+  bad = smoke.get_config()
+  bad.wsol.methods = "cam,infocam_max"
+  with pytest.raises(ValueError, match="config.wsol.methods"):
+    config_lib.validate_config(bad, wsol.SCHEMA)

@@ -240,21 +240,8 @@ _COSMETIC = frozenset({"progress_bar", "tensorboard", "log_every_steps", "async_
                        "keep_checkpoints", "distributed.*"})
 
 
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, Mapping):
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
 def _same_run(saved: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
-  a, b = _flat(_plain(saved)), _flat(_plain(current))
-  keys = {k for k in set(a) | set(b)
-          if k not in _COSMETIC and f"{k.split('.')[0]}.*" not in _COSMETIC}
-  return all(a.get(k) == b.get(k) for k in keys)
+  return not config_lib.config_differences(_plain(saved), _plain(current), mutable=_COSMETIC)
 
 
 def eval_settings(config: Any) -> dict[str, Any]:
@@ -486,27 +473,16 @@ def train_run(config: Any, rcfg: Any, run_dir: str, data: Data, *, echo=None) ->
 
 def selected_variables(config: Any, rcfg: Any, run_dir: str) -> tuple[dict[str, Any], int]:
   """``(variables, step)`` of the checkpoint the evaluation uses (see ``experiment.select``)."""
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   from infocam_jax import train as engine  # pylint: disable=g-import-not-at-top
   if config.experiment.select == "last":
     variables, meta = engine.load_variables(os.path.join(run_dir, "export"))
     return variables, int(meta["step"])
-  store = engine.CheckpointStore(
-      os.path.join(run_dir, "checkpoints"), max_to_keep=rcfg.keep_checkpoints,
-      keep_best=rcfg.keep_best_checkpoints, best_metric=rcfg.best_metric,
-      best_mode=rcfg.best_mode, async_save=False)
-  try:
-    step = store.best_step()
-  finally:
-    store.close()
-  if step is None:
+  best = engine.load_best_variables(os.path.join(run_dir, "checkpoints"),
+                                    best_metric=rcfg.best_metric, best_mode=rcfg.best_mode)
+  if best is None:
     raise FileNotFoundError(f"no checkpoint in {run_dir}/checkpoints to select from.")
-  with ocp.StandardCheckpointer() as ckptr:
-    state = ckptr.restore(os.path.join(run_dir, "checkpoints", str(step), "state"))
-  variables = {"params": state["params"]}
-  if state.get("batch_stats"):
-    variables["batch_stats"] = state["batch_stats"]
-  return jax.tree.map(np.asarray, variables), int(step)
+  return best
+
 
 
 _FORWARD: dict[Any, Any] = {}
@@ -1051,13 +1027,8 @@ def main(argv: list[str]) -> None:
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  d = config.distributed
-  if d.initialize:
-    from infocam_jax import train as engine  # pylint: disable=g-import-not-at-top
-    engine.initialize_distributed(
-        coordinator_address=d.coordinator_address, num_processes=d.num_processes,
-        process_id=d.process_id, local_device_ids=d.local_device_ids,
-        cpu_collectives=d.cpu_collectives)
+  from infocam_jax import train as engine  # pylint: disable=g-import-not-at-top
+  engine.initialize_distributed_from_config(config.distributed)
   try:
     data = prepare(config, workdir)
   except DatasetUnavailableError as e:

@@ -339,24 +339,12 @@ def load_for_evaluation(config: Any, workdir: str) -> tuple[Any, dict[str, Any],
     selection.update(step=int(meta["step"]), selected_on=None,
                      rule="the last training step (DIR/export); no checkpoint selection")
     return model, variables, selection
-  store = engine.CheckpointStore(
-      os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints,
-      keep_best=max(1, config.keep_best_checkpoints), best_metric=config.best_metric,
-      best_mode=config.best_mode, async_save=False)
-  try:
-    step = store.best_step()
-  finally:
-    store.close()
-  if step is None:
+  best = engine.load_best_variables(os.path.join(workdir, "checkpoints"),
+                                    best_metric=config.best_metric, best_mode=config.best_mode)
+  if best is None:
     raise FileNotFoundError(f"config.wsol.checkpoint='best' but {workdir}/checkpoints holds no "
                             "checkpoint.")
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  tree = ocp.StandardCheckpointer().restore(
-      os.path.join(workdir, "checkpoints", str(step), "state"))
-  variables = {"params": tree["params"]}
-  if tree.get("batch_stats"):
-    variables["batch_stats"] = tree["batch_stats"]
-  variables = jax.tree.map(np.asarray, variables)
+  variables, step = best
   value = None
   for rec in engine.read_metrics(workdir):
     if rec.get("step") == step and config.best_metric in rec:
@@ -671,12 +659,7 @@ def main(argv: list[str]) -> None:
       check_pretrained(config)
     except FileNotFoundError as e:
       missing.append(str(e))
-  d = config.distributed
-  if d.initialize:
-    engine.initialize_distributed(
-        coordinator_address=d.coordinator_address, num_processes=d.num_processes,
-        process_id=d.process_id, local_device_ids=d.local_device_ids,
-        cpu_collectives=d.cpu_collectives)
+  engine.initialize_distributed_from_config(config.distributed)
   from infocam_jax import data  # pylint: disable=g-import-not-at-top
   t0, c0 = time.time(), time.process_time()
   try:

@@ -450,6 +450,15 @@ def test_checkpoint_store_keeps_latest_and_best_and_skips_corrupt(tmp_path, setu
   store.wait()
   assert store.all_steps() == [2, 4, 5]  # newest two + best (step 2, acc 0.9)
   assert store.best_step() == 2
+  # The evaluation helper: the best step's model variables, no optimizer state, nothing deleted.
+  best_vars, best = ckpt_lib.load_best_variables(tmp_path / "checkpoints",
+                                                 best_metric="val/accuracy")
+  assert best == 2 and set(best_vars) <= {"params", "batch_stats"}
+  for a, b in zip(jax.tree.leaves(best_vars["params"]), jax.tree.leaves(states[2].params)):
+    np.testing.assert_array_equal(a, b)
+  assert store.all_steps() == [2, 4, 5]
+  assert ckpt_lib.load_best_variables(tmp_path / "empty", best_metric="val/accuracy") is None
+  assert not os.path.exists(tmp_path / "empty")
   abstract = par.abstract_state(jax.eval_shape(lambda: host))
 
   restored = store.restore(abstract)

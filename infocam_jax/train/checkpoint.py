@@ -300,6 +300,33 @@ def load_variables(directory: str | os.PathLike) -> tuple[dict[str, PyTree], dic
   return dict(variables), meta
 
 
+def load_best_variables(checkpoint_dir: str | os.PathLike, *, best_metric: str,
+                        best_mode: str = "max") -> tuple[dict[str, PyTree], int] | None:
+  """``(variables, step)`` of the best checkpoint in ``DIR/checkpoints`` by ``best_metric``.
+
+  The model variables only (``params`` and, when present, ``batch_stats``, as host
+  arrays), without the optimizer state. The best step is the one orbax's manager
+  reports (the latest step when no checkpoint was saved with metrics); ``None``
+  when the directory is missing or holds no checkpoint (nothing is created).
+  """
+  if not os.path.isdir(checkpoint_dir):
+    return None
+  store = CheckpointStore(checkpoint_dir, max_to_keep=1, keep_best=1, best_metric=best_metric,
+                          best_mode=best_mode, async_save=False)
+  try:
+    step = store.best_step()
+  finally:
+    store.close()
+  if step is None:
+    return None
+  with ocp.StandardCheckpointer() as ckptr:
+    state = ckptr.restore(os.path.join(os.fspath(checkpoint_dir), str(step), "state"))
+  variables = {"params": state["params"]}
+  if state.get("batch_stats"):
+    variables["batch_stats"] = state["batch_stats"]
+  return jax.tree.map(np.asarray, variables), int(step)
+
+
 def _json_copy(obj: Any, name: str) -> Any:
   """A deep, JSON-only copy (NumPy scalars/arrays converted); TypeError names ``name``."""
   try:

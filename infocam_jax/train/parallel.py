@@ -63,6 +63,21 @@ def initialize_distributed(*, coordinator_address: str = "", num_processes: int 
            jax.device_count())
 
 
+def initialize_distributed_from_config(distributed: Any) -> bool:
+  """`initialize_distributed` from a config's ``distributed`` section, if it asks for it.
+
+  Returns whether ``distributed.initialize`` was set (the experiments' multi-host switch).
+  """
+  if not distributed.initialize:
+    return False
+  initialize_distributed(
+      coordinator_address=distributed.coordinator_address,
+      num_processes=distributed.num_processes, process_id=distributed.process_id,
+      local_device_ids=distributed.local_device_ids,
+      cpu_collectives=distributed.cpu_collectives)
+  return True
+
+
 def make_data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   """A 1-D mesh ``("data",)`` ordered by (process, device id).
 

@@ -224,24 +224,15 @@ def make_forward(model: Any, methods: Sequence[str], region_size: int,
 
 @functools.partial(jax.jit, static_argnames=("prior", "loss", "num_classes"))
 def _classification_sums(logits, labels, valid, prior, *, loss: str, num_classes: int):
-  """(correct [B], eval sums) of one batch, as the engine's eval step (padding masked).
+  """(correct [B], the engine's eval sums) of one batch (padding masked).
 
   ``prior``: the training class frequencies as a tuple (static), or None.
   """
   from infocam_jax.train import steps  # pylint: disable=g-import-not-at-top
   prior = None if prior is None else np.asarray(prior, np.float32)
-  safe = jnp.where(valid, labels, 0)
-  correct = (jnp.argmax(logits, -1) == safe) & valid
-  onehot = jax.nn.one_hot(safe, num_classes, dtype=jnp.float32) * valid[:, None]
-  masked = lambda x: jnp.sum(jnp.where(valid, x, 0.0))
-  sums = {"count": jnp.sum(valid.astype(jnp.float32)),
-          "correct": jnp.sum(correct.astype(jnp.float32)),
-          "loss": masked(steps.per_example_loss(logits, safe, loss=loss, prior=prior)),
-          "class_correct": jnp.sum(onehot * correct[:, None], axis=0),
-          "class_count": jnp.sum(onehot, axis=0)}
-  for key, values in steps.per_example_pmi(logits, safe, loss=loss, prior=prior).items():
-    sums[key] = masked(values)
-  return correct, sums
+  correct = (jnp.argmax(logits, -1) == labels) & valid
+  return correct, steps.eval_sums(logits, labels, valid, num_classes=num_classes, loss=loss,
+                                  prior=prior)
 
 
 def baseline_maps(image_size: int | Sequence[int]) -> dict[str, np.ndarray]:

@@ -484,7 +484,6 @@ def selected_variables(config: Any, rcfg: Any, run_dir: str) -> tuple[dict[str, 
   return best
 
 
-
 _FORWARD: dict[Any, Any] = {}
 
 

@@ -11,8 +11,7 @@ Sub-packages: ``infocam_jax.models``, ``infocam_jax.data``, ``infocam_jax.train`
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from infocam_jax import _lazy
 
 __version__ = "0.1.0"
 
@@ -58,14 +57,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-  module = _EXPORTS.get(name)
-  if module is None:
-    raise AttributeError(f"module 'infocam_jax' has no attribute {name!r}")
-  value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-  globals()[name] = value
-  return value
-
-
-def __dir__() -> list[str]:
-  return __all__
+__getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__)

@@ -45,6 +45,33 @@ def require_ndim(x: Any, ndim: int | tuple[int, ...], name: str, what: str = "")
     raise ValueError(f"`{name}` must have {want} dimensions{extra}, got shape {shape}.")
 
 
+def require_real(x: Any, name: str, what: str = "") -> None:
+  """Floating or integer dtype (not bool); ``what`` describes the expected array."""
+  dt = dtype_of(x)
+  if dt == np.bool_ or not (jnp.issubdtype(dt, jnp.floating) or jnp.issubdtype(dt, jnp.integer)):
+    extra = f" {what}" if what else ""
+    raise ValueError(f"`{name}` must be a real (floating or integer) array{extra}, got dtype {dt}.")
+
+
+def require_maps(maps: Any, ndim: int | None, layout: str, name: str = "maps"
+                 ) -> tuple[int, ...]:
+  """Real-valued score maps with non-empty spatial (last two) dimensions; returns the shape.
+
+  ``ndim``: the exact number of dimensions, or None for "at least 2" (``[..., H, W]``).
+  """
+  require_real(maps, name, layout)
+  if ndim is None:
+    if np.ndim(maps) < 2:
+      raise ValueError(f"`{name}` must have at least 2 dimensions {layout}, got shape "
+                       f"{tuple(np.shape(maps))}.")
+  else:
+    require_ndim(maps, ndim, name, layout)
+  shape = tuple(np.shape(maps))
+  if min(shape[-2:]) < 1:
+    raise ValueError(f"`{name}` must have non-empty spatial dimensions, got shape {shape}.")
+  return shape
+
+
 def require_labels_in_range(labels: Any, num_classes: int, name: str = "labels") -> None:
   """Value check: 0 <= labels < num_classes (skipped for tracers)."""
   if not is_concrete(labels):

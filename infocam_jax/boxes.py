@@ -69,9 +69,7 @@ CONVENTIONS = {"inclusive": 0, "contour_clipped": 1, "contour": 2}
 
 
 def _as_boxes(x: ArrayLike, name: str) -> Array:
-  dt = _checks.dtype_of(x)
-  if dt == np.bool_ or not (jnp.issubdtype(dt, jnp.floating) or jnp.issubdtype(dt, jnp.integer)):
-    raise ValueError(f"`{name}` must be a real array of boxes [..., 4], got dtype {dt}.")
+  _checks.require_real(x, name, "of boxes [..., 4]")
   if np.ndim(x) < 1 or np.shape(x)[-1] != 4:
     raise ValueError(f"`{name}` must have shape [..., 4] (x0, y0, x1, y1), got shape "
                      f"{tuple(np.shape(x))}.")
@@ -574,13 +572,7 @@ def boxes_from_maps(maps: chex.Array, thresholds: chex.Array, *, multi_contour: 
 
   Works under ``jax.jit`` (the numba backend runs as a ``pure_callback``).
   """
-  _checks.require_ndim(maps, 3, "maps", "[B, H, W]")
-  dt = _checks.dtype_of(maps)
-  if dt == np.bool_ or not (jnp.issubdtype(dt, jnp.floating) or jnp.issubdtype(dt, jnp.integer)):
-    raise ValueError(f"`maps` must be a real array [B, H, W], got dtype {dt}.")
-  b, h, w = np.shape(maps)
-  if h < 1 or w < 1:
-    raise ValueError(f"`maps` must have non-empty spatial dimensions, got shape {(b, h, w)}.")
+  b, h, w = _checks.require_maps(maps, 3, "[B, H, W]")
   _checks.require_ndim(thresholds, 1, "thresholds", "[T]")
   t = np.shape(thresholds)[0]
   if t < 1 or t > 65535:

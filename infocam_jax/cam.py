@@ -180,10 +180,7 @@ def region_sum(maps: chex.Array, region_size: int = 4, padding: str = "full") ->
   Returns:
     float32 ``[..., H', W']``.
   """
-  _require_real(maps, "maps")
-  if np.ndim(maps) < 2:
-    raise ValueError(f"`maps` must have at least 2 dimensions [..., H, W], got shape "
-                     f"{tuple(np.shape(maps))}.")
+  _checks.require_maps(maps, None, "[..., H, W]")
   k = _check_region_size(region_size)
   _check_choice(padding, _PADDINGS, "padding")
   return _region_sum_core(jnp.asarray(maps).astype(jnp.float32), region_size=k, padding=padding)
@@ -496,12 +493,6 @@ def _resize_matrix(in_size: int, out_size: int, method: str, cubic_a: float) -> 
 
 
 
-def _require_real(x, name: str) -> None:
-  dt = _checks.dtype_of(x)
-  if dt == np.bool_ or not (jnp.issubdtype(dt, jnp.floating) or jnp.issubdtype(dt, jnp.integer)):
-    raise ValueError(f"`{name}` must be a real (floating or integer) array, got dtype {dt}.")
-
-
 def upsample_maps(maps: chex.Array, size: int | Sequence[int], method: str = "bilinear", *,
                   cubic_a: float = -0.75) -> jax.Array:
   """Resizes maps ``[..., h, w]`` (typically ``[B, h, w]``) to ``size=(H, W)``.
@@ -534,17 +525,10 @@ def upsample_maps(maps: chex.Array, size: int | Sequence[int], method: str = "bi
   Returns:
     float32 array ``[..., H, W]``.
   """
-  _require_real(maps, "maps")
-  if np.ndim(maps) < 2:
-    raise ValueError(f"`maps` must have at least 2 dimensions [..., h, w], got shape "
-                     f"{tuple(np.shape(maps))}.")
+  _checks.require_maps(maps, None, "[..., h, w]")
   if method not in _METHODS:
     raise ValueError(f"`method` must be one of {_METHODS}, got {method!r}.")
   out_h, out_w = _checks.parse_size(size)
-  in_h, in_w = np.shape(maps)[-2:]
-  if in_h < 1 or in_w < 1:
-    raise ValueError(f"`maps` must have non-empty spatial dimensions, got shape "
-                     f"{tuple(np.shape(maps))}.")
   a = float(cubic_a)
   if not np.isfinite(a):
     raise ValueError(f"`cubic_a` must be finite, got {cubic_a!r}.")
@@ -573,13 +557,7 @@ def normalize_maps(maps: chex.Array) -> jax.Array:
   Returns:
     float32 array of the same shape, values in [0, 1].
   """
-  _require_real(maps, "maps")
-  if np.ndim(maps) < 2:
-    raise ValueError(f"`maps` must have at least 2 dimensions [..., H, W], got shape "
-                     f"{tuple(np.shape(maps))}.")
-  if min(np.shape(maps)[-2:]) < 1:
-    raise ValueError(f"`maps` must have non-empty spatial dimensions, got shape "
-                     f"{tuple(np.shape(maps))}.")
+  _checks.require_maps(maps, None, "[..., H, W]")
   return _normalize_core(jnp.asarray(maps))
 
 

@@ -344,21 +344,12 @@ class BoxAccuracy:
     return _update_impl(self, state, maps, gt_boxes, gt_mask, correct, valid)
 
   def _check(self, maps, gt_boxes, gt_mask, correct, valid):
-    _checks.require_ndim(maps, 3, "maps", "[B, h, w]")
-    dt = _checks.dtype_of(maps)
-    if dt == np.bool_ or not (jnp.issubdtype(dt, jnp.floating) or jnp.issubdtype(dt, jnp.integer)):
-      raise ValueError(f"`maps` must be a real array [B, h, w], got dtype {dt}.")
-    b, h, w = np.shape(maps)
-    if h < 1 or w < 1:
-      raise ValueError(f"`maps` must have non-empty spatial dimensions, got shape {(b, h, w)}.")
+    b, h, w = _checks.require_maps(maps, 3, "[B, h, w]")
     _checks.require_ndim(gt_boxes, 3, "gt_boxes", "[B, G, 4]")
     if np.shape(gt_boxes)[0] != b or np.shape(gt_boxes)[2] != 4:
       raise ValueError(f"`gt_boxes` must have shape [B={b}, G, 4], got "
                        f"{tuple(np.shape(gt_boxes))}.")
-    gdt = _checks.dtype_of(gt_boxes)
-    if gdt == np.bool_ or not (jnp.issubdtype(gdt, jnp.floating)
-                               or jnp.issubdtype(gdt, jnp.integer)):
-      raise ValueError(f"`gt_boxes` must be a real array, got dtype {gdt}.")
+    _checks.require_real(gt_boxes, "gt_boxes")
     g = np.shape(gt_boxes)[1]
     if gt_mask is None:
       gt_mask = jnp.ones((b, g), jnp.bool_)

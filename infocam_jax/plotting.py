@@ -41,6 +41,18 @@ def _new_figure(width: float, height: float) -> Figure:
   return fig
 
 
+def _finish(fig: Figure, ax: Any, path: str | os.PathLike, dpi: int, xlabel: str, ylabel: str,
+            title: str | None, *, legend_fontsize: int = 8, grid_axis: str = "both") -> Path:
+  """Labels, title, grid and legend of a one-axes chart, then `_save`."""
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  if title:
+    ax.set_title(title)
+  ax.grid(True, axis=grid_axis, alpha=0.3)
+  ax.legend(fontsize=legend_fontsize, loc="best")
+  return _save(fig, path, dpi)
+
+
 def _save(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
   out = Path(path)
   if out.suffix.lower() != ".png":
@@ -271,13 +283,7 @@ def plot_threshold_curves(
   if reference_threshold is not None:
     ax.axvline(float(reference_threshold), color="gray", linestyle=":", linewidth=1.0,
                label=f"threshold {float(reference_threshold):g}")
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel(ylabel)
-  if title:
-    ax.set_title(title)
-  ax.grid(True, alpha=0.3)
-  ax.legend(fontsize=7, loc="best")
-  return _save(fig, path, dpi)
+  return _finish(fig, ax, path, dpi, xlabel, ylabel, title, legend_fontsize=7)
 
 
 def plot_lines(
@@ -332,13 +338,7 @@ def plot_lines(
       ax.plot(xs, y, marker="o", markersize=4, label=str(label))
   if logx:
     ax.set_xscale("log")
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel(ylabel)
-  if title:
-    ax.set_title(title)
-  ax.grid(True, alpha=0.3)
-  ax.legend(fontsize=8, loc="best")
-  return _save(fig, path, dpi)
+  return _finish(fig, ax, path, dpi, xlabel, ylabel, title)
 
 
 def plot_bars(
@@ -387,11 +387,5 @@ def plot_bars(
   rotate = rotate_labels if rotate_labels is not None else (n > 8 or max(map(len, cats)) > 6)
   ax.set_xticklabels(cats, rotation=60 if rotate else 0, ha="right" if rotate else "center",
                      fontsize=7 if n > 20 else 9)
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel(ylabel)
-  if title:
-    ax.set_title(title)
-  ax.grid(True, axis="y", alpha=0.3)
-  ax.legend(fontsize=8, loc="best")
-  return _save(fig, path, dpi)
+  return _finish(fig, ax, path, dpi, xlabel, ylabel, title, grid_axis="y")
 

@@ -260,6 +260,8 @@ def _check_file_format(builder, dataset: str, manual_dir) -> None:
 def _open_base(builder, dataset: str, split: str, manual_dir):
   try:
     return builder.as_data_source(split=split)
+  # What tfds 4.9 raises for an unprepared dataset, an unknown split name or a missing
+  # array_record file differs by case; each becomes one of our two clear errors.
   except (KeyError, ValueError, AssertionError, FileNotFoundError, NotImplementedError) as e:
     if not builder.is_prepared():
       raise _unavailable(builder, dataset, manual_dir, "is not prepared") from None

@@ -18,8 +18,7 @@ ml_collections; nothing here imports tensorflow-datasets or grain.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from infocam_jax import _lazy
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
@@ -66,16 +65,5 @@ _SUBMODULES = ("checkpoint", "config", "loop", "optim", "parallel", "state", "st
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-  if name in _SUBMODULES:
-    return importlib.import_module(f"{__name__}.{name}")
-  module = _EXPORTS.get(name)
-  if module is None:
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-  value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-  globals()[name] = value
-  return value
-
-
-def __dir__() -> list[str]:
-  return sorted(set(__all__) | set(_SUBMODULES))
+__getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__,
+                                          _SUBMODULES)

@@ -153,6 +153,32 @@ def make_train_step(model: Any, tx: optax.GradientTransformation, *, num_classes
   return train_step
 
 
+def eval_sums(logits: jax.Array, labels: jax.Array, valid: jax.Array, *, num_classes: int,
+              loss: str, prior: np.ndarray | None) -> Metrics:
+  """The evaluation sums of one batch of logits (see `make_eval_step`); pure, jit-friendly.
+
+  ``valid``: bool [B], False for padding rows, which may hold anything (even NaN
+  logits or labels out of range): they are selected away, never multiplied, so
+  they cannot leak into the sums. ``prior``: float32 [K] or None (as
+  ``per_example_loss``).
+  """
+  logits = jnp.where(valid[:, None], logits.astype(jnp.float32), 0.0)
+  safe_labels = jnp.where(valid, labels, 0)
+  masked = lambda x: jnp.sum(jnp.where(valid, x, 0.0))
+  correct = jnp.where(valid, jnp.argmax(logits, -1) == safe_labels, False).astype(jnp.float32)
+  onehot = jax.nn.one_hot(safe_labels, num_classes, dtype=jnp.float32) * valid[:, None]
+  sums = {
+      "count": jnp.sum(valid.astype(jnp.float32)),
+      "loss": masked(per_example_loss(logits, safe_labels, loss=loss, prior=prior)),
+      "correct": jnp.sum(correct),
+      "class_correct": jnp.sum(onehot * correct[:, None], axis=0),
+      "class_count": jnp.sum(onehot, axis=0),
+  }
+  for name, values in per_example_pmi(logits, safe_labels, loss=loss, prior=prior).items():
+    sums[name] = masked(values)
+  return sums
+
+
 def make_eval_step(model: Any, *, num_classes: int, loss: str = "softmax",
                    class_prior: Any = None, axis_name: str | None = None
                    ) -> Callable[[TrainState, Batch], Metrics]:
@@ -173,23 +199,7 @@ def make_eval_step(model: Any, *, num_classes: int, loss: str = "softmax",
     weight = (jnp.ones(labels.shape, jnp.float32) if mask is None
               else mask.astype(jnp.float32))
     logits, _ = model.apply(state.variables, images, train=False)
-    valid = weight > 0
-    # Padding rows may hold anything (even NaN images or labels out of range):
-    # select, never multiply, so that they cannot leak into the sums.
-    logits = jnp.where(valid[:, None], logits.astype(jnp.float32), 0.0)
-    safe_labels = jnp.where(valid, labels, 0)
-    masked = lambda x: jnp.sum(jnp.where(valid, x, 0.0))
-    correct = jnp.where(valid, jnp.argmax(logits, -1) == safe_labels, False).astype(jnp.float32)
-    onehot = jax.nn.one_hot(safe_labels, num_classes, dtype=jnp.float32) * valid[:, None]
-    sums = {
-        "count": jnp.sum(valid.astype(jnp.float32)),
-        "loss": masked(per_example_loss(logits, safe_labels, loss=loss, prior=prior)),
-        "correct": jnp.sum(correct),
-        "class_correct": jnp.sum(onehot * correct[:, None], axis=0),
-        "class_count": jnp.sum(onehot, axis=0),
-    }
-    for name, values in per_example_pmi(logits, safe_labels, loss=loss, prior=prior).items():
-      sums[name] = masked(values)
+    sums = eval_sums(logits, labels, weight > 0, num_classes=num_classes, loss=loss, prior=prior)
     if axis_name:
       sums = jax.lax.psum(sums, axis_name)
     return sums

@@ -41,6 +41,17 @@ def _new_figure(width: float, height: float) -> Figure:
   return fig
 
 
+def _check_series(series: Any, errors: Mapping[str, Any] | None) -> dict[str, Any]:
+  """Validates ``series`` (non-empty mapping) and ``errors`` (keys among it); returns errors."""
+  if not isinstance(series, Mapping) or not series:
+    raise ValueError("`series` must be a non-empty mapping of label -> [n] values.")
+  errors = dict(errors or {})
+  for k in errors:
+    if k not in series:
+      raise ValueError(f"`errors` key {k!r} is not among the series {list(series)}.")
+  return errors
+
+
 def _finish(fig: Figure, ax: Any, path: str | os.PathLike, dpi: int, xlabel: str, ylabel: str,
             title: str | None, *, legend_fontsize: int = 8, grid_axis: str = "both") -> Path:
   """Labels, title, grid and legend of a one-axes chart, then `_save`."""
@@ -313,12 +324,7 @@ def plot_lines(
   n = xs.size
   if n < 1:
     raise ValueError("`x` must not be empty.")
-  if not isinstance(series, Mapping) or not series:
-    raise ValueError("`series` must be a non-empty mapping of label -> [n] values.")
-  errors = dict(errors or {})
-  for k in errors:
-    if k not in series:
-      raise ValueError(f"`errors` key {k!r} is not among the series {list(series)}.")
+  errors = _check_series(series, errors)
   fig = _new_figure(6.0, 4.0)
   ax = fig.subplots()
   if reference is not None:
@@ -365,12 +371,7 @@ def plot_bars(
   n = len(cats)
   if n < 1:
     raise ValueError("`categories` must not be empty.")
-  if not isinstance(series, Mapping) or not series:
-    raise ValueError("`series` must be a non-empty mapping of label -> [n] values.")
-  errors = dict(errors or {})
-  for k in errors:
-    if k not in series:
-      raise ValueError(f"`errors` key {k!r} is not among the series {list(series)}.")
+  errors = _check_series(series, errors)
   s = len(series)
   width = 0.8 / s
   fig = _new_figure(max(6.0, 0.35 * n * max(1, s) + 1.5), 4.0)

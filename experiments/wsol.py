@@ -11,7 +11,10 @@ Usage::
   python -m experiments.wsol --config=... --workdir=DIR --mode=evaluate    # from DIR/export
 
 Re-running the same command on an existing ``--workdir`` resumes from its newest
-valid checkpoint. Training uses all local devices (data parallel, ``jax.jit``
+valid checkpoint. A run stopped early by SIGTERM/SIGINT (or, multi-host, by JAX's
+preemption notice) checkpoints first and exits with status 75 (``EX_TEMPFAIL``:
+re-run to continue), so a wrapper can tell it from a finished run (0) and from
+bad input (2). Training uses all local devices (data parallel, ``jax.jit``
 over a mesh); multi-host runs set ``--config.distributed.initialize=True``.
 
 What a run does
@@ -91,6 +94,8 @@ from experiments import _wsol_eval as wsol_eval
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIG_DIR, "default.py")
+# Exit status of a run stopped early with a checkpoint (sysexits.h EX_TEMPFAIL).
+EXIT_INTERRUPTED = 75
 
 SYNTHETIC = "synthetic"
 Field = config_lib.Field
@@ -676,13 +681,15 @@ def main(argv: list[str]) -> None:
       out = {"results": os.path.join(workdir, "results.json")}
     elif mode == "train":
       result = train(config, workdir, bundle=bundle)
-      out = {"step": result.step, "val": result.last_eval}
+      out = {"step": result.step, "val": result.last_eval, "interrupted": result.interrupted}
     else:
       out = train_and_evaluate(config, workdir, bundle=bundle, started=(t0, c0))
   except FileNotFoundError as e:
     _fail(str(e))
   if jax.process_index() == 0:
     print(_summary_line(out), flush=True)
+  if out.get("interrupted"):
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def _summary_line(out: dict[str, Any]) -> str:

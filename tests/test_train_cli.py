@@ -1,5 +1,6 @@
 """``python -m experiments.wsol`` end to end in subprocesses: layout, exact resume
-after SIGKILL, recovery from a corrupt checkpoint, two processes, config errors.
+after SIGKILL, recovery from a corrupt checkpoint, two processes (preempted and
+resumed), config errors.
 
 All runs use the smoke config (tiny ResNet, the offline cluttered-digits set in
 its small configuration: 240 training images, 15 steps of 16 per epoch)
@@ -136,6 +137,23 @@ def test_sigkill_mid_epoch_then_same_command_resumes_bitwise(reference, tmp_path
   assert "already finished" in again.stdout
 
 
+def test_sigterm_checkpoints_then_exits_75(tmp_path, env):
+  """One process: SIGTERM -> checkpoint at the next step, exit status 75 (re-run to continue)."""
+  workdir = tmp_path / "run"
+  proc = subprocess.Popen(multidevice.wsol_command(SMOKE, str(workdir), RUN), cwd=multidevice.REPO,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while not (workdir / "checkpoints" / "4").is_dir():
+    assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-3000:]
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGTERM)
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == 75, err[-3000:]
+  stop = int(out.split("Stopped at step ")[1].split(" ")[0])
+  assert 4 <= stop < STEPS and str(stop) in os.listdir(workdir / "checkpoints")
+  assert '"interrupted": true' in out and not (workdir / "export").exists()
+
+
 def test_corrupt_latest_checkpoint_is_reported_and_previous_one_used(reference, tmp_path, env):
   ref_dir, _ = reference
   workdir = tmp_path / "run"
@@ -158,40 +176,61 @@ def test_corrupt_latest_checkpoint_is_reported_and_previous_one_used(reference, 
   _assert_trees_equal(_exported(workdir), _exported(ref_dir))
 
 
-def test_two_processes_match_one_process(reference, tmp_path, env):
-  """2 processes x 1 CPU device (gloo) == 1 process x 2 devices, bit for bit.
-
-  Same global batch, same per-device programs, and an all-reduce of two
-  operands is order-independent, so the parameters after 12 steps equal the
-  reference run's checkpoint at step 12 exactly (its LR schedule is the same up
-  to there). Note: against a 1-device run only rounding would differ, but on
-  this data rounding differences grow ~1000x in 12 SGD steps (measured 1e-6 ->
-  4e-3 in parameters, the same growth as between two 1-device programs
-  compiled at different XLA optimisation levels), so the like-for-like device
-  count is the informative comparison; 8 vs 1 devices is covered in
-  test_train_multidevice.py over 5 steps.
-  """
-  ref_dir, _ = reference
-  workdir = tmp_path / "run"
-  port = multidevice.free_port()
-  env = multidevice.subprocess_env(1, cache_dir=env["JAX_COMPILATION_CACHE_DIR"])
-  procs = [subprocess.Popen(
+def _start_two_processes(workdir, env, port):
+  return [subprocess.Popen(
       multidevice.wsol_command(SMOKE, str(workdir), [
-          *RUN, "--config.num_train_steps=12", "--config.checkpoint_every_steps=6",
-          "--config.distributed.initialize=True",
+          *RUN, "--config.distributed.initialize=True",
           f"--config.distributed.coordinator_address=localhost:{port}",
           "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}"]),
       cwd=multidevice.REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
       for i in range(2)]
-  outs = [p.communicate(timeout=600) for p in procs]
-  for p, (o, e) in zip(procs, outs):
-    assert p.returncode == 0, f"stdout:\n{o[-2000:]}\nstderr:\n{e[-4000:]}"
+
+
+def _finish(procs, timeout=600):
+  outs = [p.communicate(timeout=timeout) for p in procs]
+  return [p.returncode for p in procs], outs
+
+
+def test_two_processes_preempted_and_resumed_match_one_process(reference, tmp_path, env):
+  """2 processes x 1 CPU device (gloo), one of them SIGTERMed mid-run, then resumed.
+
+  The preemption notice reaches one host; JAX's preemption service makes both
+  checkpoint at the same step and stop (exit 75). The same two commands then
+  resume and finish. The result equals the 1 process x 2 devices reference bit
+  for bit: same global batch, same per-device programs, and an all-reduce of
+  two operands is order-independent. (Against a 1-device run only rounding
+  would differ, but on this data rounding differences grow ~1000x in 12 SGD
+  steps — the same growth as between two 1-device programs compiled at
+  different XLA optimisation levels — so the like-for-like device count is the
+  informative comparison; 8 vs 1 devices is covered in test_train_multidevice.py
+  over 5 steps.)
+  """
+  ref_dir, _ = reference
+  workdir = tmp_path / "run"
+  env = multidevice.subprocess_env(1, cache_dir=env["JAX_COMPILATION_CACHE_DIR"])
+  procs = _start_two_processes(workdir, env, multidevice.free_port())
+  target = workdir / "checkpoints" / "8"
+  deadline = time.time() + 300
+  while not target.is_dir():
+    if any(p.poll() is not None for p in procs) or time.time() > deadline:
+      codes, outs = _finish(procs, timeout=30)
+      raise AssertionError(f"no checkpoint 8 (rc={codes}):\n{outs[0][1][-3000:]}")
+    time.sleep(0.02)
+  procs[1].send_signal(signal.SIGTERM)  # only one host gets the notice
+  codes, outs = _finish(procs)
+  assert codes == [75, 75], (codes, outs[0][1][-3000:], outs[1][1][-3000:])
+  stops = [int(o.split("Stopped at step ")[1].split(" ")[0]) for o, _ in outs]
+  assert stops[0] == stops[1] and 8 <= stops[0] < STEPS, stops
+  assert "Preemption notice" in outs[0][1] and "Preemption notice" in outs[1][1]
+  assert str(stops[0]) in os.listdir(workdir / "checkpoints")
+  assert not (workdir / "export").exists()
+
+  codes, outs = _finish(_start_two_processes(workdir, env, multidevice.free_port()))
+  assert codes == [0, 0], (codes, outs[0][1][-3000:], outs[1][1][-3000:])
+  assert f"Resuming {workdir} from step {stops[0]}" in outs[0][0]
   assert "global batch 16 on 2 device(s) x 2 process(es)" in outs[0][0]
-  ref = ocp.StandardCheckpointer().restore(str(ref_dir / "checkpoints" / "12" / "state"))
-  got = _exported(workdir)
-  _assert_trees_equal(got["params"], ref["params"])
-  _assert_trees_equal(got["batch_stats"], ref["batch_stats"])
-  assert _losses(workdir)[:2] == _losses(ref_dir)[:2]  # steps 5 and 10 (12 ends early)
+  _assert_trees_equal(_exported(workdir), _exported(ref_dir))
+  assert _losses(workdir) == _losses(ref_dir)
 
 
 def test_invalid_config_is_rejected_before_compiling(tmp_path, env):

@@ -90,12 +90,29 @@ def evaluate_classification(par: Any, state: Any, pipeline: BatchPipeline,
 
 
 class _Preemption:
-  """SIGTERM/SIGINT -> checkpoint at the next step boundary, then stop."""
+  """When to checkpoint and stop early: a signal, or JAX's preemption sync point.
 
-  def __init__(self, enabled: bool):
+  One process: SIGTERM/SIGINT set a flag and the loop checkpoints at the next
+  step boundary, then stops (a second signal aborts at once).
+
+  Several processes: a signal reaches the hosts at different steps, and a
+  checkpoint is a collective save that every host must enter at the same step.
+  JAX's preemption service (started by ``jax.distributed.initialize``; it
+  catches SIGTERM itself) propagates the notice and agrees on a step: every host
+  calls ``reached_preemption_sync_point(step)`` at every step and gets True at
+  the same one. SIGINT is not intercepted there (Ctrl-C kills the run; resume
+  then starts from the last periodic checkpoint).
+  """
+
+  def __init__(self):
     self.requested = False
     self._old: dict[int, Any] = {}
-    if enabled and threading.current_thread() is threading.main_thread():
+    self._multihost = jax.process_count() > 1
+    self._sync_point = None
+    if self._multihost:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      self._sync_point = multihost_utils.reached_preemption_sync_point
+    elif threading.current_thread() is threading.main_thread():
       for sig in (signal.SIGTERM, signal.SIGINT):
         self._old[sig] = signal.signal(sig, self._handle)
 
@@ -105,6 +122,19 @@ class _Preemption:
     self.requested = True
     print(f"\nSignal {signum}: checkpointing at the next step boundary, then stopping "
           "(send again to abort).", file=sys.stderr, flush=True)
+
+  def stop_at(self, step: int) -> bool:
+    """Whether to checkpoint and stop after ``step``; call once per step on every host."""
+    if self._sync_point is not None and not self.requested:
+      try:
+        self.requested = bool(self._sync_point(int(step)))
+      except RuntimeError as e:  # preemption service disabled (jax_enable_preemption_service)
+        log.warning("Multi-host preemption handling is off: %s", e)
+        self._sync_point = None
+      if self.requested:
+        print(f"\nPreemption notice: all {jax.process_count()} processes checkpoint at step "
+              f"{step}, then stop.", file=sys.stderr, flush=True)
+    return self.requested
 
   def restore(self):
     for sig, old in self._old.items():
@@ -241,7 +271,7 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
 
   last_eval = None
   eval_every = int(config.eval_every_steps)
-  preempt = _Preemption(enabled=jax.process_count() == 1)
+  preempt = _Preemption()
   interrupted = False
   step = start
   try:
@@ -275,10 +305,10 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
                           evaluate_classification(par, state, eval_data).items()}
           last_eval = eval_metrics
           writer.write(step, eval_metrics, epoch=round(step / spe, 4))
-        if (step % config.checkpoint_every_steps == 0 or step == total or do_eval
-            or preempt.requested):
+        stop = preempt.stop_at(step) and step < total
+        if step % config.checkpoint_every_steps == 0 or step == total or do_eval or stop:
           pending = save(step, eval_metrics, pending)
-        if preempt.requested:
+        if stop:
           interrupted = True
           echo(f"Stopped at step {step} after a signal; checkpoint saved. Re-run the same "
                "command to continue.")

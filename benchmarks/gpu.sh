@@ -10,6 +10,10 @@
 # bf16), plus peak device memory. Needs jax (CUDA), flax, optax, orbax, chex;
 # PyTorch optional; no ml_collections / tfds / grain. Each section runs in its own
 # process with a timeout, so one failure does not stop the others.
+#
+# Overrides (the test suite runs this script on CPU with tiny values):
+#   GPU_BENCH_MODELS="resnet50@224:256 resnet18@64:512"  GPU_BENCH_PRECISIONS=bf16,fp32
+#   GPU_BENCH_FRAMEWORKS=jax,torch  GPU_BENCH_STEPS=20  GPU_BENCH_WARMUP=3
 set -u
 export PYTHONUNBUFFERED=1
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
@@ -36,10 +40,11 @@ PYEOF
 
 echo "== training step (sections in priority order; deadline 250 s)"
 # bf16 first: the headline number. torch+compile is left out (its compile takes minutes).
+# shellcheck disable=SC2086  # GPU_BENCH_MODELS is a list of words
 $PY benchmarks/train_step.py \
-    --models resnet50@224:256 resnet18@64:512 \
-    --precisions bf16,fp32 --frameworks jax,torch \
-    --steps 20 --warmup 3 --timeout 150 --deadline-s 250 --json 2>&1 \
+    --models ${GPU_BENCH_MODELS:-resnet50@224:256 resnet18@64:512} \
+    --precisions "${GPU_BENCH_PRECISIONS:-bf16,fp32}" --frameworks "${GPU_BENCH_FRAMEWORKS:-jax,torch}" \
+    --steps "${GPU_BENCH_STEPS:-20}" --warmup "${GPU_BENCH_WARMUP:-3}" --timeout 150 --deadline-s 250 --json 2>&1 \
   || echo "(train_step.py exited with an error)"
 
 echo "== done in $(( $(date +%s) - start )) s"

@@ -18,6 +18,8 @@ ImageNet normalisation) and reports:
 
     python benchmarks/input_pipeline.py --out runs/bench/input_pipeline.json
     python benchmarks/input_pipeline.py --num_images 512 --workers 1 2 4 8
+    python benchmarks/input_pipeline.py --height 64 --width 64 --resize 64 --crop 64 \
+        --num_images 1024 --batch_size 128 --target 20000     # Tiny-ImageNet-like
 
 Numbers on a shared machine are noisy: compare ratios, rerun on a quiet one.
 """
@@ -110,14 +112,15 @@ def stage_costs(source, resize: int, crop: int, n: int = 64) -> dict[str, float]
     resized.append(transforms.resize(ex["image"], resize, resize))
   rs = (time.perf_counter() - t) / len(idx)
   out = np.empty((crop, crop, 3), np.float32)
-  transforms.crop_flip_normalize(resized[0], 10, 20, crop, True, out=out)  # compile
+  oy, ox = (resize - crop) // 3, (resize - crop) // 2  # any offset inside the image
+  transforms.crop_flip_normalize(resized[0], oy, ox, crop, True, out=out)  # compile
   t = time.perf_counter()
   for r in resized:
-    transforms.crop_flip_normalize(r, 10, 20, crop, True, out=out)
+    transforms.crop_flip_normalize(r, oy, ox, crop, True, out=out)
   norm = (time.perf_counter() - t) / len(idx)
   t = time.perf_counter()
   for ex in examples:
-    transforms.transform_boxes(ex["bbox"], resize_hw=(resize, resize), offset_yx=(10, 20),
+    transforms.transform_boxes(ex["bbox"], resize_hw=(resize, resize), offset_yx=(oy, ox),
                                crop_hw=(crop, crop), flip=True)
   boxes = (time.perf_counter() - t) / len(idx)
   return {"read_decode_ms": 1e3 * read, "resize_ms": 1e3 * rs, "crop_flip_normalize_ms": 1e3 * norm,

@@ -23,7 +23,10 @@ changes training only. Runs live in ``DIR/<objective>/seed_<n>/`` (the
 training engine's checkpoints, ``metrics.jsonl``, ``export/`` and the run's
 ``result.json``). Re-running the same command resumes an interrupted run from
 its newest checkpoint and skips finished ones (a run is finished when its
-``result.json`` matches the current config); changing only evaluation fields
+``result.json`` matches the current config). SIGTERM or Ctrl-C makes the runs in
+progress (also those in worker processes) checkpoint at their next step and
+stop, leaves runs not yet started for the re-run, and exits with status 75
+(a second signal aborts at once); changing only evaluation fields
 (``experiment.*``) re-evaluates without retraining. A run directory holding a
 different training config is refused before anything is compiled.
 
@@ -88,7 +91,9 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Mapping
@@ -107,6 +112,12 @@ OBJECTIVES = ("softmax", "pc_softmax")
 SELECTIONS = ("best_val", "last")
 RESULT_FILE = "result.json"
 RESULTS_FILE = "results.json"
+# Exit status after a stop request: runs checkpointed, re-run to continue (sysexits.h EX_TEMPFAIL).
+EXIT_INTERRUPTED = 75
+
+
+class RunInterrupted(Exception):
+  """Training stopped early on request (signal); the checkpoints are in place: re-run to continue."""
 
 _F = config_lib.Field
 
@@ -446,7 +457,8 @@ def _finished(run_dir: str, rcfg: Any, settings: Mapping[str, Any]) -> dict[str,
   return result
 
 
-def train_run(config: Any, rcfg: Any, run_dir: str, data: Data, *, echo=None) -> Any:
+def train_run(config: Any, rcfg: Any, run_dir: str, data: Data, *, echo=None,
+              stop_requested=None) -> Any:
   """Trains (or resumes) one run with the engine; returns its ``FitResult``."""
   from infocam_jax import models  # pylint: disable=g-import-not-at-top
   from infocam_jax import train as engine  # pylint: disable=g-import-not-at-top
@@ -466,6 +478,7 @@ def train_run(config: Any, rcfg: Any, run_dir: str, data: Data, *, echo=None) ->
       rcfg, run_dir, model=model, train_data=train_pipe, eval_data=val_pipe,
       num_classes=data.num_classes, image_shape=image_shape, class_counts=data.class_counts,
       head_mask_fn=head_mask_fn(rcfg), initial_variables=initial, echo=echo,
+      stop_requested=stop_requested,
       export_metadata={"arch": rcfg.model.arch, "model_options": model_options(rcfg),
                        "dataset": data.name, "objective": rcfg.loss,
                        "pretrained": rcfg.model.pretrained})
@@ -841,10 +854,12 @@ def prepare(config: Any, workdir: str) -> Data:
 
 
 def execute_run(config: Any, workdir: str, data: Data, objective: str, seed: int, *,
-                tag: str = "", echo=None) -> dict[str, Any]:
+                tag: str = "", echo=None, stop_requested=None) -> dict[str, Any]:
   """Trains (or resumes, or skips) and evaluates one (objective, seed); returns its record.
 
   The record is also written to ``DIR/<objective>/seed_<n>/result.json``.
+  Raises ``RunInterrupted`` when training stopped early (a signal, or
+  ``stop_requested()`` became true) after checkpointing.
   """
   echo = echo or _echo
   tag = tag or f"{objective}, seed {seed}"
@@ -858,9 +873,10 @@ def execute_run(config: Any, workdir: str, data: Data, objective: str, seed: int
   tr0, trc0 = time.time(), time.process_time()
   if done is None:
     echo(f"{tag}: training in {run_dir}")
-    result = train_run(config, rcfg, run_dir, data, echo=echo)
+    result = train_run(config, rcfg, run_dir, data, echo=echo, stop_requested=stop_requested)
     if result.interrupted or result.export_dir is None:
-      raise KeyboardInterrupt(f"{tag} was interrupted; re-run the same command to resume.")
+      raise RunInterrupted(f"{tag}: stopped at step {result.step} of {result.num_train_steps} "
+                           "(checkpoint saved)")
     train_steps = int(result.step)
     train_wall, train_cpu = time.time() - tr0, time.process_time() - trc0
   else:
@@ -880,17 +896,86 @@ def execute_run(config: Any, workdir: str, data: Data, objective: str, seed: int
   return rec
 
 
+# -- worker processes ------------------------------------------------------------
+# Workers run in their own process group, so a terminal's Ctrl-C (or a SIGTERM to
+# the parent) reaches the parent only; the parent passes it on through `stop`,
+# which `fit` polls once per step, so each worker gets exactly one request however
+# the signal was delivered (a second *signal* would abort a worker mid-save). A
+# signal sent to a worker directly (a scheduler signalling every process) also sets
+# `stop`; a worker whose parent died (SIGKILL, OOM) sets it too instead of training
+# on as an orphan, and exits once its run has checkpointed (an orphaned pool worker
+# would otherwise wait for work forever); `abort` (the parent's second signal) ends
+# the workers at once.
+_WORKER_EVENTS: tuple[Any, Any] | None = None
+_RUN_ACTIVE = threading.Event()
+
+
+def _worker_init(stop: Any, abort: Any, parent_pid: int) -> None:
+  global _WORKER_EVENTS
+  _WORKER_EVENTS = (stop, abort)
+  os.setpgrp()
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, lambda *_: stop.set())
+
+  def watch() -> None:
+    while True:
+      if abort.is_set():
+        os._exit(128 + signal.SIGINT)  # pylint: disable=protected-access
+      if os.getppid() != parent_pid:
+        stop.set()
+        if not _RUN_ACTIVE.is_set():
+          os._exit(1)  # pylint: disable=protected-access
+      time.sleep(0.2)
+
+  threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+class _StopOnSignal:
+  """Parent side: first SIGTERM/SIGINT sets ``stop``; the second sets ``abort``."""
+
+  def __init__(self, stop: Any, abort: Any, echo):
+    self.stop, self.abort, self.echo, self._old = stop, abort, echo, {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._old[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):  # pylint: disable=unused-argument
+    if self.stop.is_set():
+      self.abort.set()
+      raise KeyboardInterrupt
+    self.stop.set()
+    print(f"\nSignal {signum}: the runs in progress checkpoint at their next step and stop; "
+          "runs not started are left for the re-run (send again to abort).", file=sys.stderr,
+          flush=True)
+
+  def __exit__(self, *exc):
+    for sig, old in self._old.items():
+      signal.signal(sig, old)
+    return False
+
+
 def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed: int, tag: str,
                 cache_dir: str | None) -> dict[str, Any]:
   """``execute_run`` in a spawned worker process (``experiment.parallel_runs`` > 1)."""
   import ml_collections  # pylint: disable=g-import-not-at-top
-  if cache_dir:
-    enable_compilation_cache(cache_dir)
-  config = ml_collections.ConfigDict(config_dict)
-  config.progress_bar = False  # interleaved bars from several processes are unreadable
-  data = load_data(config)
-  return execute_run(config, workdir, data, objective, seed, tag=tag,
-                     echo=lambda m: print(m, flush=True))
+  stop = _WORKER_EVENTS[0] if _WORKER_EVENTS else None
+  _RUN_ACTIVE.set()
+  try:
+    if stop is not None and stop.is_set():
+      raise RunInterrupted(f"{tag}: not started")
+    if cache_dir:
+      enable_compilation_cache(cache_dir)
+    config = ml_collections.ConfigDict(config_dict)
+    config.progress_bar = False  # interleaved bars from several processes are unreadable
+    data = load_data(config)
+    return execute_run(config, workdir, data, objective, seed, tag=tag,
+                       echo=lambda m: print(m, flush=True),
+                       stop_requested=None if stop is None else stop.is_set)
+  finally:
+    _RUN_ACTIVE.clear()
 
 
 def _parallel_workers(config: Any, pending: int) -> int:
@@ -943,14 +1028,24 @@ def run(config: Any, workdir: str, *, data: Data | None = None, echo=None) -> di
     cache_dir = (jax.config.jax_compilation_cache_dir
                  or os.environ.get("JAX_COMPILATION_CACHE_DIR") or None)
     config_dict = _plain(config_lib.to_dict(config))
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-      # By module path, also when this file runs as __main__ (python -m ...).
-      from experiments import pc_softmax as module  # pylint: disable=g-import-not-at-top,import-self
+    ctx = multiprocessing.get_context("spawn")
+    stop, abort = ctx.Event(), ctx.Event()
+    # By module path, also when this file runs as __main__ (python -m ...).
+    from experiments import pc_softmax as module  # pylint: disable=g-import-not-at-top,import-self
+    stopped = []
+    with _StopOnSignal(stop, abort, echo), concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=module._worker_init,  # pylint: disable=protected-access
+        initargs=(stop, abort, os.getpid())) as pool:
       futures = {pool.submit(module._worker_run, config_dict, workdir, *key, tags[key],  # pylint: disable=protected-access
                              cache_dir): key for key in pending}
       for fut in concurrent.futures.as_completed(futures):
-        runs[futures[fut]] = fut.result()
+        try:
+          runs[futures[fut]] = fut.result()
+        except module.RunInterrupted as e:  # the workers' class (this file may be __main__)
+          stopped.append(str(e))
+    if stopped:
+      raise RunInterrupted(f"{len(stopped)} of {len(pending)} runs stopped early ("
+                           + "; ".join(sorted(stopped)) + ")")
   ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
   children_cpu = (ch1.ru_utime + ch1.ru_stime) - (ch0.ru_utime + ch0.ru_stime)
   results = aggregate(config, data, runs)
@@ -1036,7 +1131,11 @@ def main(argv: list[str]) -> None:
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  run(config, workdir, data=data)
+  try:
+    run(config, workdir, data=data)
+  except RunInterrupted as e:
+    print(f"Stopped: {e}. Re-run the same command to continue.", file=sys.stderr, flush=True)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def enable_compilation_cache(default_dir: str) -> str | None:

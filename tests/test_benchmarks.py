@@ -2,12 +2,14 @@
 
 The script exists for the few sessions that get a GPU for minutes, so it must
 work the first time: this runs the same shell script (machine probe, every
-framework x precision section in its own subprocess, JSON results) with a
-small ResNet-18 and checks each section produced a finite loss and a rate.
+framework section in its own subprocess, JSON results) with a small ResNet-18
+in bf16 (the headline precision; fp32 is the same code with another dtype, left
+out to save ~40 s) and checks each section produced a finite loss and a rate.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -25,13 +27,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_gpu_script_runs_every_section_on_cpu():
-  torch_installed = True
-  try:
-    import torch  # pylint: disable=g-import-not-at-top,unused-import
-  except ImportError:
-    torch_installed = False
+  torch_installed = importlib.util.find_spec("torch") is not None
   env = multidevice.subprocess_env(1, PYTHON=sys.executable, GPU_BENCH_MODELS="resnet18@32:4",
-                                   GPU_BENCH_PRECISIONS="bf16,fp32", GPU_BENCH_STEPS="1",
+                                   GPU_BENCH_PRECISIONS="bf16", GPU_BENCH_STEPS="1",
                                    GPU_BENCH_WARMUP="1")
   proc = subprocess.run(["bash", os.path.join("benchmarks", "gpu.sh")], cwd=multidevice.REPO,
                         env=env, capture_output=True, text=True, timeout=600)
@@ -40,7 +38,7 @@ def test_gpu_script_runs_every_section_on_cpu():
   assert "== machine" in out and "jax devices:" in out and "== done in" in out
   results = json.loads(out[out.index('{\n "results"'):out.index("== done in")])["results"]
   expected = {(f, p) for f in (["jax", "torch"] if torch_installed else ["jax"])
-              for p in ("bf16", "fp32")}
+              for p in ("bf16",)}
   assert {(r["framework"], r["precision"]) for r in results} == expected
   for r in results:
     assert "error" not in r, r

@@ -512,8 +512,8 @@ def test_grad_cam_through_the_feature_map_hook(arch):
 def test_lenet_shapes_and_torch_parameter_count():
   model = models.create_model("lenet", 10)
   x = np.zeros((3, 28, 28, 1), np.float32)
-  variables = model.init(jax.random.PRNGKey(0), x)
-  logits, features = model.apply(variables, x)
+  variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)  # eager: every op compiled alone
+  logits, features = jax.jit(model.apply)(variables, x)
   assert logits.shape == (3, 10) and logits.dtype == jnp.float32
   assert features.shape == (3, 4, 4, 50)
   # torch's Net of the MNIST example: conv1 (1->20, 5), conv2 (20->50, 5), fc1 800->500, fc2.
@@ -523,10 +523,10 @@ def test_lenet_shapes_and_torch_parameter_count():
   shapes = jax.tree.map(np.shape, variables["params"])
   assert shapes["fc1"]["kernel"] == (800, 500) and shapes["fc2"]["kernel"] == (500, 10)
   # Other sizes infer fc1's width: 32x32x3 -> 5x5x50.
-  v32 = model.init(jax.random.PRNGKey(0), np.zeros((1, 32, 32, 3), np.float32))
+  v32 = jax.eval_shape(model.init, jax.random.PRNGKey(0), np.zeros((1, 32, 32, 3), np.float32))
   assert v32["params"]["fc1"]["kernel"].shape == (1250, 500)
   with pytest.raises(ValueError, match="at least 16x16"):
-    model.init(jax.random.PRNGKey(0), np.zeros((1, 12, 12, 1), np.float32))
+    jax.eval_shape(model.init, jax.random.PRNGKey(0), np.zeros((1, 12, 12, 1), np.float32))
   with pytest.raises(ValueError, match="do not apply"):
     models.create_model("lenet", 10, layer4_stride=1)
   # PyTorch's default init: |w| <= 1/sqrt(fan_in) for every layer.

@@ -63,7 +63,8 @@ def test_last_layer_only_trains_the_head_alone():
   assert jax.tree.structure(variables) == jax.tree.structure(reference)  # loadable by `inner`
   assert jax.tree.map(np.shape, variables) == jax.tree.map(np.shape, reference)
   tx = optax.sgd(0.1, momentum=0.9)  # no weight decay (the experiment requires it)
-  state0 = init_train_state(model, tx, jax.random.PRNGKey(0), (8, 8, 3))
+  # Jitted: eager initialisation compiles every op on its own (~30 s more here).
+  state0 = jax.jit(lambda: init_train_state(model, tx, jax.random.PRNGKey(0), (8, 8, 3)))()
   step = jax.jit(steps_lib.make_train_step(model, tx, num_classes=4, loss="pc_softmax",
                                            class_prior=np.array([0.1, 0.2, 0.3, 0.4])))
   state = state0
@@ -199,21 +200,79 @@ def _stat_ok(s, n):
   assert s["std"] == pytest.approx(np.std(s["per_seed"], ddof=1))
 
 
+def _children(pid):
+  """PIDs of the live processes whose parent is ``pid`` (Linux /proc)."""
+  out = []
+  for entry in os.listdir("/proc"):
+    if entry.isdigit():
+      try:
+        with open(f"/proc/{entry}/stat") as f:
+          fields = f.read().rsplit(")", 1)[1].split()
+      except OSError:
+        continue
+      if int(fields[1]) == pid and fields[0] != "Z":
+        out.append(int(entry))
+  return out
+
+
+def _alive(pid):
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except OSError:
+    return False
+
+
 @pytest.mark.slow
 def test_end_to_end_smoke_resume_and_skip(tmp_path):
   """One shared run (2 seeds x 2 objectives, 12 steps each) through the command line, with
-  two worker processes and a persistent compilation cache; then schema, figure, an
-  independent recomputation, and in-process re-runs that skip, resume and re-evaluate."""
+  two worker processes and a persistent compilation cache: SIGTERMed once both workers
+  have started (exit 75, no orphaned worker), then SIGKILLed (the workers notice the dead
+  parent, checkpoint and exit), then the same command finishes it; then schema, figure,
+  an independent recomputation, and in-process re-runs that skip, resume and
+  re-evaluate."""
+  import signal  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path / "run")
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              JAX_COMPILATION_CACHE_DIR=str(tmp_path / "xla_cache"))
-  proc = subprocess.run(
-      [sys.executable, "-m", "experiments.pc_softmax",
-       "--config=experiments/configs/pc_softmax.py:small", f"--workdir={workdir}",
-       "--config.keep_checkpoints=3", "--config.experiment.parallel_runs=2"],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-  assert proc.returncode == 0, proc.stderr[-5000:]
-  assert "Running 4 runs in 2 worker processes." in proc.stdout
+  cmd = [sys.executable, "-m", "experiments.pc_softmax",
+         "--config=experiments/configs/pc_softmax.py:small", f"--workdir={workdir}",
+         "--config.keep_checkpoints=3", "--config.experiment.parallel_runs=2"]
+  def start_and_wait_for_two_workers():
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    started, lines = 0, []
+    while started < 2:
+      line = proc.stdout.readline()
+      assert line, f"ended early: {''.join(lines)[-3000:]}{proc.communicate()[1][-3000:]}"
+      lines.append(line)
+      started += "training in" in line
+    return proc, _children(proc.pid)
+
+  def assert_gone(workers):
+    deadline = time.time() + 30
+    while any(_alive(p) for p in workers) and time.time() < deadline:
+      time.sleep(0.1)
+    assert not any(_alive(p) for p in workers), "a worker outlived the stopped run"
+
+  first, workers = start_and_wait_for_two_workers()
+  first.send_signal(signal.SIGTERM)
+  out, err = first.communicate(timeout=600)
+  assert first.returncode == exp.EXIT_INTERRUPTED, err[-5000:]
+  assert "Stopped: 4 of 4 runs stopped early" in err and "not started" in err, err[-3000:]
+  assert err.count("(checkpoint saved)") == 2, err[-3000:]
+  assert not os.path.exists(os.path.join(workdir, "results.json"))
+  assert_gone(workers)
+
+  second, workers = start_and_wait_for_two_workers()
+  assert len(workers) >= 2
+  second.kill()  # SIGKILL: nothing in the parent runs; the workers must stop on their own
+  second.communicate(timeout=600)  # EOF once every worker has closed the pipe
+  assert_gone(workers)
+
+  proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-5000:]  # (how many runs were left varies)
   assert "| PC-softmax |" in proc.stdout  # the markdown table
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)

@@ -597,6 +597,17 @@ def test_fit_stops_cleanly_on_sigterm_and_resumes_to_the_same_state(tmp_path, da
   strip = lambda recs: [{k: v for k, v in r.items() if k != "time"} for r in recs]
   assert strip(read_metrics(tmp_path / "run")) == strip(read_metrics(tmp_path / "ref"))
 
+  # A stop asked for by the caller (polled once per step) acts like the signal.
+  polls = []
+  third = loop.fit(cfg, tmp_path / "polled", train_data=pipe,
+                   stop_requested=lambda: polls.append(1) or len(polls) >= 3, **kwargs)
+  assert third.interrupted and third.step == 3 and third.export_dir is None
+  assert "3" in os.listdir(tmp_path / "polled" / "checkpoints")
+  resumed = loop.fit(cfg, tmp_path / "polled", train_data=pipe, **kwargs)
+  assert resumed.resumed_from == 3 and resumed.step == 10
+  for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(ref.state)):
+    np.testing.assert_array_equal(a, b)
+
   cfg.optimizer.learning_rate = 0.5  # a different run in the same directory: refused
   with pytest.raises(ValueError, match="optimizer.learning_rate: 0.05 -> 0.5"):
     loop.fit(cfg, tmp_path / "run", train_data=pipe, **kwargs)

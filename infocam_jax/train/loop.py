@@ -104,8 +104,9 @@ class _Preemption:
   then starts from the last periodic checkpoint).
   """
 
-  def __init__(self):
+  def __init__(self, external: Callable[[], bool] | None = None):
     self.requested = False
+    self._external = external
     self._old: dict[int, Any] = {}
     self._multihost = jax.process_count() > 1
     self._sync_point = None
@@ -125,6 +126,8 @@ class _Preemption:
 
   def stop_at(self, step: int) -> bool:
     """Whether to checkpoint and stop after ``step``; call once per step on every host."""
+    if self._external is not None and not self.requested and self._external():
+      self.requested = True  # one process: a stop asked for by the caller (not a signal)
     if self._sync_point is not None and not self.requested:
       try:
         self.requested = bool(self._sync_point(int(step)))
@@ -154,7 +157,8 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
         head_mask_fn: Callable[[PyTree], PyTree] | None = None,
         export_metadata: Mapping[str, Any] | None = None,
         initial_variables: Mapping[str, PyTree] | None = None,
-        echo: Callable[[str], None] | None = None) -> FitResult:
+        echo: Callable[[str], None] | None = None,
+        stop_requested: Callable[[], bool] | None = None) -> FitResult:
   """Trains (or resumes) a run in ``workdir`` and exports the final variables.
 
   Args:
@@ -173,12 +177,18 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
     initial_variables: ``{'params', ['batch_stats']}`` replacing the random
       initialisation of a *new* run (pretrained weights); ignored on resume.
     echo: line printer for metrics (default: tqdm-safe print).
+    stop_requested: polled once per step (one process only); True acts like a
+      SIGTERM: checkpoint after this step, stop, ``FitResult.interrupted``. For
+      drivers that run ``fit`` in worker processes (``experiments.pc_softmax``).
   """
   t_start = time.time()
   workdir = os.path.abspath(os.fspath(workdir))
   primary = jax.process_index() == 0
   cfg_dict = config_lib.to_dict(config)
 
+  if stop_requested is not None and jax.process_count() > 1:
+    raise ValueError("stop_requested is for one process; multi-host runs stop at JAX's "
+                     "preemption sync point.")
   par = parallel.make_parallel(config.parallelism)
   config_lib.validate_runtime(config, num_devices=par.num_devices,
                               process_count=jax.process_count())
@@ -271,7 +281,7 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
 
   last_eval = None
   eval_every = int(config.eval_every_steps)
-  preempt = _Preemption()
+  preempt = _Preemption(stop_requested)
   interrupted = False
   step = start
   try:
@@ -310,7 +320,7 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
           pending = save(step, eval_metrics, pending)
         if stop:
           interrupted = True
-          echo(f"Stopped at step {step} after a signal; checkpoint saved. Re-run the same "
+          echo(f"Stopped at step {step} after a stop request; checkpoint saved. Re-run the same "
                "command to continue.")
           break
       bar.close()

@@ -898,43 +898,55 @@ def execute_run(config: Any, workdir: str, data: Data, objective: str, seed: int
 
 # -- worker processes ------------------------------------------------------------
 # Workers run in their own process group, so a terminal's Ctrl-C (or a SIGTERM to
-# the parent) reaches the parent only; the parent passes it on through `stop`,
-# which `fit` polls once per step, so each worker gets exactly one request however
-# the signal was delivered (a second *signal* would abort a worker mid-save). A
-# signal sent to a worker directly (a scheduler signalling every process) also sets
-# `stop`; a worker whose parent died (SIGKILL, OOM) sets it too instead of training
-# on as an orphan, and exits once its run has checkpointed (an orphaned pool worker
-# would otherwise wait for work forever); `abort` (the parent's second signal) ends
-# the workers at once.
+# the parent) reaches the parent only; the parent passes it on through the shared
+# `stop` event, which `fit` polls once per step, so each worker gets exactly one
+# request however the signal was delivered (a second *signal* would abort a worker
+# mid-save). A signal sent to a worker directly (a scheduler signalling every
+# process), a run that stopped early and a dead parent (SIGKILL, OOM) all set `stop`
+# too, so every run stops; a worker whose parent died exits once its run has
+# checkpointed (an orphaned pool worker would otherwise wait for work forever).
+# `abort` (the parent's second signal) ends the workers at once.
+# Signal handlers only flip plain flags: the events' locks are not reentrant, and a
+# handler that ran while its own thread held one (inside `stop.is_set()`) would
+# deadlock; the watch thread moves the flag into `stop`.
 _WORKER_EVENTS: tuple[Any, Any] | None = None
 _RUN_ACTIVE = threading.Event()
+_SIGNALLED = [False]
 
 
 def _worker_init(stop: Any, abort: Any, parent_pid: int) -> None:
   global _WORKER_EVENTS
   _WORKER_EVENTS = (stop, abort)
   os.setpgrp()
+
+  def handle(*_):
+    _SIGNALLED[0] = True
+
   for sig in (signal.SIGTERM, signal.SIGINT):
-    signal.signal(sig, lambda *_: stop.set())
+    signal.signal(sig, handle)
 
   def watch() -> None:
     while True:
       if abort.is_set():
         os._exit(128 + signal.SIGINT)  # pylint: disable=protected-access
-      if os.getppid() != parent_pid:
+      orphan = os.getppid() != parent_pid
+      if orphan or _SIGNALLED[0]:
         stop.set()
-        if not _RUN_ACTIVE.is_set():
-          os._exit(1)  # pylint: disable=protected-access
+      if orphan and not _RUN_ACTIVE.is_set():
+        os._exit(1)  # pylint: disable=protected-access
       time.sleep(0.2)
 
-  threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+  threading.Thread(target=watch, name="stop-watch", daemon=True).start()
 
 
 class _StopOnSignal:
-  """Parent side: first SIGTERM/SIGINT sets ``stop``; the second sets ``abort``."""
+  """Parent side: first SIGTERM/SIGINT sets ``stop``; the second sets ``abort``.
 
-  def __init__(self, stop: Any, abort: Any, echo):
-    self.stop, self.abort, self.echo, self._old = stop, abort, echo, {}
+  The parent's main thread touches the events only here (see above).
+  """
+
+  def __init__(self, stop: Any, abort: Any):
+    self.stop, self.abort, self.signals, self._old = stop, abort, 0, {}
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
@@ -943,7 +955,8 @@ class _StopOnSignal:
     return self
 
   def _handle(self, signum, frame):  # pylint: disable=unused-argument
-    if self.stop.is_set():
+    self.signals += 1
+    if self.signals > 1:
       self.abort.set()
       raise KeyboardInterrupt
     self.stop.set()
@@ -974,6 +987,10 @@ def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed:
     return execute_run(config, workdir, data, objective, seed, tag=tag,
                        echo=lambda m: print(m, flush=True),
                        stop_requested=None if stop is None else stop.is_set)
+  except RunInterrupted:
+    if stop is not None:
+      stop.set()  # e.g. this worker was signalled directly: stop the others too
+    raise
   finally:
     _RUN_ACTIVE.clear()
 
@@ -1033,7 +1050,7 @@ def run(config: Any, workdir: str, *, data: Data | None = None, echo=None) -> di
     # By module path, also when this file runs as __main__ (python -m ...).
     from experiments import pc_softmax as module  # pylint: disable=g-import-not-at-top,import-self
     stopped = []
-    with _StopOnSignal(stop, abort, echo), concurrent.futures.ProcessPoolExecutor(
+    with _StopOnSignal(stop, abort), concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, mp_context=ctx, initializer=module._worker_init,  # pylint: disable=protected-access
         initargs=(stop, abort, os.getpid())) as pool:
       futures = {pool.submit(module._worker_run, config_dict, workdir, *key, tags[key],  # pylint: disable=protected-access

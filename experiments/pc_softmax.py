@@ -91,9 +91,7 @@ import json
 import math
 import os
 import platform
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Mapping
@@ -896,86 +894,15 @@ def execute_run(config: Any, workdir: str, data: Data, objective: str, seed: int
   return rec
 
 
-# -- worker processes ------------------------------------------------------------
-# Workers run in their own process group, so a terminal's Ctrl-C (or a SIGTERM to
-# the parent) reaches the parent only; the parent passes it on through the shared
-# `stop` event, which `fit` polls once per step, so each worker gets exactly one
-# request however the signal was delivered (a second *signal* would abort a worker
-# mid-save). A signal sent to a worker directly (a scheduler signalling every
-# process), a run that stopped early and a dead parent (SIGKILL, OOM) all set `stop`
-# too, so every run stops; a worker whose parent died exits once its run has
-# checkpointed (an orphaned pool worker would otherwise wait for work forever).
-# `abort` (the parent's second signal) ends the workers at once.
-# Signal handlers only flip plain flags: the events' locks are not reentrant, and a
-# handler that ran while its own thread held one (inside `stop.is_set()`) would
-# deadlock; the watch thread moves the flag into `stop`.
-_WORKER_EVENTS: tuple[Any, Any] | None = None
-_RUN_ACTIVE = threading.Event()
-_SIGNALLED = [False]
-
-
-def _worker_init(stop: Any, abort: Any, parent_pid: int) -> None:
-  global _WORKER_EVENTS
-  _WORKER_EVENTS = (stop, abort)
-  os.setpgrp()
-
-  def handle(*_):
-    _SIGNALLED[0] = True
-
-  for sig in (signal.SIGTERM, signal.SIGINT):
-    signal.signal(sig, handle)
-
-  def watch() -> None:
-    while True:
-      if abort.is_set():
-        os._exit(128 + signal.SIGINT)  # pylint: disable=protected-access
-      orphan = os.getppid() != parent_pid
-      if orphan or _SIGNALLED[0]:
-        stop.set()
-      if orphan and not _RUN_ACTIVE.is_set():
-        os._exit(1)  # pylint: disable=protected-access
-      time.sleep(0.2)
-
-  threading.Thread(target=watch, name="stop-watch", daemon=True).start()
-
-
-class _StopOnSignal:
-  """Parent side: first SIGTERM/SIGINT sets ``stop``; the second sets ``abort``.
-
-  The parent's main thread touches the events only here (see above).
-  """
-
-  def __init__(self, stop: Any, abort: Any):
-    self.stop, self.abort, self.signals, self._old = stop, abort, 0, {}
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      for sig in (signal.SIGTERM, signal.SIGINT):
-        self._old[sig] = signal.signal(sig, self._handle)
-    return self
-
-  def _handle(self, signum, frame):  # pylint: disable=unused-argument
-    self.signals += 1
-    if self.signals > 1:
-      self.abort.set()
-      raise KeyboardInterrupt
-    self.stop.set()
-    print(f"\nSignal {signum}: the runs in progress checkpoint at their next step and stop; "
-          "runs not started are left for the re-run (send again to abort).", file=sys.stderr,
-          flush=True)
-
-  def __exit__(self, *exc):
-    for sig, old in self._old.items():
-      signal.signal(sig, old)
-    return False
+# -- worker processes (experiments/_workers.py: clean stop, no orphans) ------------
 
 
 def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed: int, tag: str,
                 cache_dir: str | None) -> dict[str, Any]:
   """``execute_run`` in a spawned worker process (``experiment.parallel_runs`` > 1)."""
   import ml_collections  # pylint: disable=g-import-not-at-top
-  stop = _WORKER_EVENTS[0] if _WORKER_EVENTS else None
-  _RUN_ACTIVE.set()
+  from experiments import _workers  # pylint: disable=g-import-not-at-top
+  stop = _workers.stop_event()
   try:
     if stop is not None and stop.is_set():
       raise RunInterrupted(f"{tag}: not started")
@@ -984,15 +911,14 @@ def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed:
     config = ml_collections.ConfigDict(config_dict)
     config.progress_bar = False  # interleaved bars from several processes are unreadable
     data = load_data(config)
-    return execute_run(config, workdir, data, objective, seed, tag=tag,
-                       echo=lambda m: print(m, flush=True),
-                       stop_requested=None if stop is None else stop.is_set)
+    with _workers.busy():
+      return execute_run(config, workdir, data, objective, seed, tag=tag,
+                         echo=lambda m: print(m, flush=True),
+                         stop_requested=None if stop is None else stop.is_set)
   except RunInterrupted:
     if stop is not None:
       stop.set()  # e.g. this worker was signalled directly: stop the others too
     raise
-  finally:
-    _RUN_ACTIVE.clear()
 
 
 def _parallel_workers(config: Any, pending: int) -> int:
@@ -1049,10 +975,11 @@ def run(config: Any, workdir: str, *, data: Data | None = None, echo=None) -> di
     stop, abort = ctx.Event(), ctx.Event()
     # By module path, also when this file runs as __main__ (python -m ...).
     from experiments import pc_softmax as module  # pylint: disable=g-import-not-at-top,import-self
+    from experiments import _workers  # pylint: disable=g-import-not-at-top
     stopped = []
-    with _StopOnSignal(stop, abort), concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=module._worker_init,  # pylint: disable=protected-access
-        initargs=(stop, abort, os.getpid())) as pool:
+    with _workers.StopOnSignal(stop, abort), concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_workers.init_worker,
+        initargs=(os.getpid(), stop, abort)) as pool:
       futures = {pool.submit(module._worker_run, config_dict, workdir, *key, tags[key],  # pylint: disable=protected-access
                              cache_dir): key for key in pending}
       for fut in concurrent.futures.as_completed(futures):

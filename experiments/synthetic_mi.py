@@ -375,8 +375,17 @@ def run_dimension(cfg: Config, dim: int, *, progress: bool = True,
   return rows
 
 
-def _worker(cfg: Config, dim: int, queue: Any) -> list[dict[str, Any]]:
-  return run_dimension(cfg, dim, progress=False, on_cell_done=queue.put)
+_PROGRESS: list[Any] = []  # a worker's progress queue (set by _init_worker)
+
+
+def _init_worker(parent_pid: int, queue: Any) -> None:
+  from experiments import _workers  # pylint: disable=g-import-not-at-top
+  _workers.init_worker(parent_pid)  # exits with the parent (nothing to save here)
+  _PROGRESS.append(queue)
+
+
+def _worker(cfg: Config, dim: int) -> list[dict[str, Any]]:
+  return run_dimension(cfg, dim, progress=False, on_cell_done=_PROGRESS[0].put)
 
 
 def run(cfg: Config, *, progress: bool = True, workers: int = 1) -> list[dict[str, Any]]:
@@ -400,10 +409,13 @@ def run(cfg: Config, *, progress: bool = True, workers: int = 1) -> list[dict[st
       return [row for dim in cfg.dims
               for row in run_dimension(cfg, dim, progress=progress, on_cell_done=done)]
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager, concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=ctx) as pool:
-      queue = manager.Queue()
-      futures = [pool.submit(_worker, cfg, dim, queue) for dim in cfg.dims]
+    queue = ctx.Queue()
+    # By module path, also when this file runs as __main__ (python -m ...).
+    from experiments import synthetic_mi as module  # pylint: disable=g-import-not-at-top,import-self
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=module._init_worker,  # pylint: disable=protected-access
+        initargs=(os.getpid(), queue)) as pool:
+      futures = [pool.submit(module._worker, cfg, dim) for dim in cfg.dims]
       while not all(f.done() for f in futures):
         try:
           done(queue.get(timeout=0.2))

@@ -86,9 +86,16 @@ def test_markdown_table_and_summary(tiny_run):
 
 
 def test_same_seed_same_numbers(tiny_run):
+  """Same seed, same rows — also from two worker processes (each dimension in its own)."""
   _, rows, _ = tiny_run
-  again = sm.main(TINY)
-  strip = lambda rs: [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rs]
+  argv = list(TINY)
+  argv[argv.index("--dims") + 1], argv[argv.index("--workers") + 1] = "1,2", "2"
+  both = sm.main(argv)
+  again = [r for r in both if r["dim"] == 2]
+  assert [r["dim"] for r in both] == [1] * 5 + [2] * 5
+  assert all(r["config"]["dims"] == [1, 2] or r["config"]["dims"] == (1, 2) for r in again)
+  strip = lambda rs: [{k: ({**v, "dims": None} if k == "config" else v) for k, v in r.items()
+                       if k not in TIMING_KEYS} for r in rs]
   assert json.loads(json.dumps(strip(again))) == strip(rows)  # bitwise: floats compared exactly
   other = sm.main(TINY + ["--seed", "1"])
   assert [r["estimate"] for r in other] != [r["estimate"] for r in rows]

@@ -1,0 +1,146 @@
+"""``experiments/_workers.py``: pool workers stop cleanly and never outlive their parent.
+
+Each case runs a small parent program in a subprocess (no JAX: the tasks are
+sleep loops that stand in for training runs) and kills or signals it the way a
+user or a scheduler would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+try:
+  import multidevice  # tests/ on sys.path
+except ImportError:  # pragma: no cover
+  from tests import multidevice
+
+TASKS = '''
+import os, time
+from experiments import _workers
+
+def sleeper(seconds):
+  time.sleep(seconds)
+  return os.getpid()
+
+def run_until_stopped(tag, out_dir):
+  """A stand-in for a training run: polls `stop` each step, "checkpoints" when asked."""
+  stop = _workers.stop_event()
+  with _workers.busy():
+    print(f"started {tag} {os.getpid()}", flush=True)
+    for step in range(6000):
+      if stop.is_set():
+        time.sleep(0.3)  # a checkpoint takes a while
+        open(os.path.join(out_dir, f"{tag}.ckpt"), "w").write(str(step))
+        return f"{tag} stopped at {step}"
+      time.sleep(0.01)
+  return f"{tag} finished"
+'''
+
+PARENT = '''
+import concurrent.futures, multiprocessing, os, sys
+import tasks
+from experiments import _workers
+mode, out_dir = sys.argv[1], sys.argv[2]
+ctx = multiprocessing.get_context("spawn")
+if mode == "plain":  # synthetic_mi: no stop event, the workers just exit with the parent
+  with concurrent.futures.ProcessPoolExecutor(
+      2, mp_context=ctx, initializer=_workers.init_worker, initargs=(os.getpid(),)) as pool:
+    print("pids", *sorted(set(pool.map(tasks.sleeper, [0.5, 0.5]))), flush=True)
+    list(pool.map(tasks.sleeper, [600, 600]))
+else:  # pc_softmax: stop event, one clean stop
+  stop, abort = ctx.Event(), ctx.Event()
+  with _workers.StopOnSignal(stop, abort), concurrent.futures.ProcessPoolExecutor(
+      2, mp_context=ctx, initializer=_workers.init_worker,
+      initargs=(os.getpid(), stop, abort)) as pool:
+    futures = [pool.submit(tasks.run_until_stopped, t, out_dir) for t in ("a", "b")]
+    for f in concurrent.futures.as_completed(futures):
+      print("result", f.result(), flush=True)
+print("parent done", flush=True)
+'''
+
+
+def _start(tmp_path, mode):
+  (tmp_path / "tasks.py").write_text(TASKS)
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), multidevice.REPO]),
+             PYTHONUNBUFFERED="1")
+  # Its own session: the parent and its workers form one process group, like a terminal job.
+  return subprocess.Popen([sys.executable, "-c", textwrap.dedent(PARENT), mode, str(tmp_path)],
+                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True)
+
+
+def _read_until(proc, prefix, count):
+  found = []
+  while len(found) < count:
+    line = proc.stdout.readline()
+    assert line, f"parent ended early: {proc.communicate()[1][-3000:]}"
+    if line.startswith(prefix):
+      found.append(line.split())
+  return found
+
+
+def _alive(pid):
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except OSError:
+    return False
+
+
+def _wait_gone(pids, seconds=10.0):
+  deadline = time.time() + seconds
+  while any(_alive(p) for p in pids) and time.time() < deadline:
+    time.sleep(0.05)
+  return [p for p in pids if _alive(p)]
+
+
+def test_plain_workers_exit_when_the_parent_is_killed(tmp_path):
+  proc = _start(tmp_path, "plain")
+  pids = [int(p) for p in _read_until(proc, "pids", 1)[0][1:]]
+  assert len(pids) == 2
+  proc.kill()
+  proc.wait()
+  assert _wait_gone(pids, 5.0) == [], "orphaned workers kept running"
+
+
+def test_orphaned_workers_checkpoint_then_exit(tmp_path):
+  proc = _start(tmp_path, "stop")
+  started = _read_until(proc, "started", 2)
+  proc.kill()  # SIGKILL: no handler in the parent runs
+  proc.wait()
+  assert _wait_gone([int(s[2]) for s in started]) == []
+  assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["a.ckpt", "b.ckpt"]
+
+
+def test_ctrl_c_stops_every_run_once(tmp_path):
+  proc = _start(tmp_path, "stop")
+  _read_until(proc, "started", 2)
+  os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: every process of the job
+  out, err = proc.communicate(timeout=60)
+  assert proc.returncode == 0, err[-3000:]
+  assert sorted(l.split()[1] for l in out.splitlines() if l.startswith("result")) == ["a", "b"]
+  assert out.count("stopped at") == 2 and "parent done" in out
+  assert "Signal 2" in err
+
+
+def test_sigterm_to_the_parent_only_stops_every_run(tmp_path):
+  proc = _start(tmp_path, "stop")
+  _read_until(proc, "started", 2)
+  proc.send_signal(signal.SIGTERM)  # `kill PID`
+  out, err = proc.communicate(timeout=60)
+  assert proc.returncode == 0, err[-3000:]
+  assert out.count("stopped at") == 2 and "Signal 15" in err
+
+
+def test_a_signal_to_one_worker_stops_them_all(tmp_path):
+  proc = _start(tmp_path, "stop")
+  started = _read_until(proc, "started", 2)
+  os.kill(int(started[0][2]), signal.SIGTERM)  # a scheduler signalling a single process
+  out, err = proc.communicate(timeout=60)
+  assert proc.returncode == 0, err[-3000:]
+  assert out.count("stopped at") == 2, out + err[-3000:]

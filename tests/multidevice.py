@@ -70,3 +70,38 @@ def free_port() -> int:
   with socket.socket() as s:
     s.bind(("localhost", 0))
     return s.getsockname()[1]
+
+
+def child_pids(pid: int) -> list[int]:
+  """PIDs of the live processes whose parent is ``pid`` (Linux /proc)."""
+  out = []
+  for entry in os.listdir("/proc"):
+    if entry.isdigit() and _stat(int(entry)) is not None:
+      state, ppid = _stat(int(entry))
+      if ppid == pid and state != "Z":
+        out.append(int(entry))
+  return out
+
+
+def alive(pid: int) -> bool:
+  """Whether ``pid`` is a live (not zombie) process."""
+  st = _stat(pid)
+  return st is not None and st[0] != "Z"
+
+
+def wait_gone(pids, seconds: float = 30.0) -> list[int]:
+  """Waits up to ``seconds`` for ``pids`` to end; returns those still alive."""
+  import time  # pylint: disable=g-import-not-at-top
+  deadline = time.time() + seconds
+  while any(alive(p) for p in pids) and time.time() < deadline:
+    time.sleep(0.05)
+  return [p for p in pids if alive(p)]
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      fields = f.read().rsplit(")", 1)[1].split()
+  except OSError:
+    return None
+  return fields[0], int(fields[1])

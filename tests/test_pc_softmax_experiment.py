@@ -27,6 +27,11 @@ from infocam_jax import estimators, models
 from infocam_jax.train import steps as steps_lib
 from infocam_jax.train.state import init_train_state
 
+try:
+  import multidevice  # tests/ on sys.path
+except ImportError:  # pragma: no cover
+  from tests import multidevice
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K = 10
 
@@ -200,29 +205,6 @@ def _stat_ok(s, n):
   assert s["std"] == pytest.approx(np.std(s["per_seed"], ddof=1))
 
 
-def _children(pid):
-  """PIDs of the live processes whose parent is ``pid`` (Linux /proc)."""
-  out = []
-  for entry in os.listdir("/proc"):
-    if entry.isdigit():
-      try:
-        with open(f"/proc/{entry}/stat") as f:
-          fields = f.read().rsplit(")", 1)[1].split()
-      except OSError:
-        continue
-      if int(fields[1]) == pid and fields[0] != "Z":
-        out.append(int(entry))
-  return out
-
-
-def _alive(pid):
-  try:
-    with open(f"/proc/{pid}/stat") as f:
-      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-  except OSError:
-    return False
-
-
 @pytest.mark.slow
 def test_end_to_end_smoke_resume_and_skip(tmp_path):
   """One shared run (2 seeds x 2 objectives, 12 steps each) through the command line, with
@@ -232,7 +214,6 @@ def test_end_to_end_smoke_resume_and_skip(tmp_path):
   an independent recomputation, and in-process re-runs that skip, resume and
   re-evaluate."""
   import signal  # pylint: disable=g-import-not-at-top
-  import time  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path / "run")
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              JAX_COMPILATION_CACHE_DIR=str(tmp_path / "xla_cache"))
@@ -248,13 +229,10 @@ def test_end_to_end_smoke_resume_and_skip(tmp_path):
       assert line, f"ended early: {''.join(lines)[-3000:]}{proc.communicate()[1][-3000:]}"
       lines.append(line)
       started += "training in" in line
-    return proc, _children(proc.pid)
+    return proc, multidevice.child_pids(proc.pid)
 
   def assert_gone(workers):
-    deadline = time.time() + 30
-    while any(_alive(p) for p in workers) and time.time() < deadline:
-      time.sleep(0.1)
-    assert not any(_alive(p) for p in workers), "a worker outlived the stopped run"
+    assert multidevice.wait_gone(workers) == [], "a worker outlived the stopped run"
 
   first, workers = start_and_wait_for_two_workers()
   first.send_signal(signal.SIGTERM)

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 try:
   import multidevice  # tests/ on sys.path
@@ -84,28 +83,13 @@ def _read_until(proc, prefix, count):
   return found
 
 
-def _alive(pid):
-  try:
-    with open(f"/proc/{pid}/stat") as f:
-      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-  except OSError:
-    return False
-
-
-def _wait_gone(pids, seconds=10.0):
-  deadline = time.time() + seconds
-  while any(_alive(p) for p in pids) and time.time() < deadline:
-    time.sleep(0.05)
-  return [p for p in pids if _alive(p)]
-
-
 def test_plain_workers_exit_when_the_parent_is_killed(tmp_path):
   proc = _start(tmp_path, "plain")
   pids = [int(p) for p in _read_until(proc, "pids", 1)[0][1:]]
   assert len(pids) == 2
   proc.kill()
   proc.wait()
-  assert _wait_gone(pids, 5.0) == [], "orphaned workers kept running"
+  assert multidevice.wait_gone(pids, 5.0) == [], "orphaned workers kept running"
 
 
 def test_orphaned_workers_checkpoint_then_exit(tmp_path):
@@ -113,7 +97,7 @@ def test_orphaned_workers_checkpoint_then_exit(tmp_path):
   started = _read_until(proc, "started", 2)
   proc.kill()  # SIGKILL: no handler in the parent runs
   proc.wait()
-  assert _wait_gone([int(s[2]) for s in started]) == []
+  assert multidevice.wait_gone([int(s[2]) for s in started]) == []
   assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["a.ckpt", "b.ckpt"]
 
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 try:
   import multidevice  # tests/ on sys.path
@@ -33,7 +34,7 @@ def run_until_stopped(tag, out_dir):
     print(f"started {tag} {os.getpid()}", flush=True)
     for step in range(6000):
       if stop.is_set():
-        time.sleep(0.3)  # a checkpoint takes a while
+        time.sleep(1.0)  # a checkpoint takes a while
         open(os.path.join(out_dir, f"{tag}.ckpt"), "w").write(str(step))
         return f"{tag} stopped at {step}"
       time.sleep(0.01)
@@ -128,3 +129,16 @@ def test_a_signal_to_one_worker_stops_them_all(tmp_path):
   out, err = proc.communicate(timeout=60)
   assert proc.returncode == 0, err[-3000:]
   assert out.count("stopped at") == 2, out + err[-3000:]
+
+
+def test_a_second_signal_aborts_at_once(tmp_path):
+  proc = _start(tmp_path, "stop")
+  started = _read_until(proc, "started", 2)
+  proc.send_signal(signal.SIGTERM)
+  time.sleep(0.1)
+  proc.send_signal(signal.SIGTERM)  # the user insists: no waiting for the checkpoints
+  out, err = proc.communicate(timeout=60)
+  assert proc.returncode != 0 and "KeyboardInterrupt" in err, (proc.returncode, err[-2000:])
+  assert multidevice.wait_gone([int(s[2]) for s in started], 5.0) == []
+  assert list(tmp_path.glob("*.ckpt")) == []  # both workers ended inside their 1 s "save"
+  assert "stopped at" not in out

@@ -897,6 +897,17 @@ def execute_run(config: Any, workdir: str, data: Data, objective: str, seed: int
 # -- worker processes (experiments/_workers.py: clean stop, no orphans) ------------
 
 
+def _line_writer(stream):
+  """``echo`` for a worker: each message and its newline in one write, so that lines from
+  processes sharing the parent's stdout never interleave (``print`` writes them separately)."""
+
+  def echo(message: str) -> None:
+    stream.write(f"{message}\n")
+    stream.flush()
+
+  return echo
+
+
 def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed: int, tag: str,
                 cache_dir: str | None) -> dict[str, Any]:
   """``execute_run`` in a spawned worker process (``experiment.parallel_runs`` > 1)."""
@@ -913,7 +924,7 @@ def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed:
     data = load_data(config)
     with _workers.busy():
       return execute_run(config, workdir, data, objective, seed, tag=tag,
-                         echo=lambda m: print(m, flush=True),
+                         echo=_line_writer(sys.stdout),
                          stop_requested=None if stop is None else stop.is_set)
   except RunInterrupted:
     if stop is not None:

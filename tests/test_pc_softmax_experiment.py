@@ -228,7 +228,7 @@ def test_end_to_end_smoke_resume_and_skip(tmp_path):
       line = proc.stdout.readline()
       assert line, f"ended early: {''.join(lines)[-3000:]}{proc.communicate()[1][-3000:]}"
       lines.append(line)
-      started += "training in" in line
+      started += line.count("training in")
     return proc, multidevice.child_pids(proc.pid)
 
   def assert_gone(workers):

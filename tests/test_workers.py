@@ -8,6 +8,7 @@ user or a scheduler would.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ except ImportError:  # pragma: no cover
   from tests import multidevice
 
 TASKS = '''
-import os, time
+import os, sys, time
 from experiments import _workers
 
 def sleeper(seconds):
@@ -31,7 +32,8 @@ def run_until_stopped(tag, out_dir):
   """A stand-in for a training run: polls `stop` each step, "checkpoints" when asked."""
   stop = _workers.stop_event()
   with _workers.busy():
-    print(f"started {tag} {os.getpid()}", flush=True)
+    sys.stdout.write(f"started {tag} {os.getpid()}\\n")  # one write: lines never interleave
+    sys.stdout.flush()
     for step in range(6000):
       if stop.is_set():
         time.sleep(1.0)  # a checkpoint takes a while
@@ -74,13 +76,16 @@ def _start(tmp_path, mode):
                           text=True, start_new_session=True)
 
 
-def _read_until(proc, prefix, count):
+_RECORDS = {"started": r"started \w+ \d+", "pids": r"pids \d+ \d+"}
+
+
+def _read_until(proc, kind, count):
+  """The first ``count`` records of ``kind`` on the parent's stdout, as word lists."""
   found = []
   while len(found) < count:
     line = proc.stdout.readline()
     assert line, f"parent ended early: {proc.communicate()[1][-3000:]}"
-    if line.startswith(prefix):
-      found.append(line.split())
+    found += [m.split() for m in re.findall(_RECORDS[kind], line)]
   return found
 
 

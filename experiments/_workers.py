@@ -78,6 +78,13 @@ def stop_event() -> Any:
   return _STATE["stop"]
 
 
+def echo(message: str) -> None:
+  """A worker's console line: message and newline in one write, so that lines of processes
+  sharing the parent's stdout never interleave (``print`` writes the newline separately)."""
+  sys.stdout.write(f"{message}\n")
+  sys.stdout.flush()
+
+
 @contextlib.contextmanager
 def busy() -> Iterator[None]:
   """Marks a run in progress: an orphaned worker waits for it to end (and checkpoint)."""

@@ -90,9 +90,9 @@ import datetime
 import json
 import math
 import os
-import platform
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any, Mapping
 
@@ -101,6 +101,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from infocam_jax import _io as io
 from infocam_jax.train import config as config_lib
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -116,6 +117,7 @@ EXIT_INTERRUPTED = 75
 
 class RunInterrupted(Exception):
   """Training stopped early on request (signal); the checkpoints are in place: re-run to continue."""
+
 
 _F = config_lib.Field
 
@@ -139,7 +141,7 @@ def _positive_tuple(v: Any) -> str | None:
 SCHEMA = config_lib.extend_schema(config_lib.TRAIN_SCHEMA, {
     "experiment": {
         "num_seeds": _F(config_lib.INT, "runs per objective, seeds config.seed + i.",
-                        config_lib._at_least(1)),  # pylint: disable=protected-access
+                        config_lib.at_least(1)),
         "objectives": _F(config_lib.STR, "comma-separated subset of 'softmax,pc_softmax'."),
         "select": _F(config_lib.STR, "'best_val': checkpoint with the best config.best_metric "
                      "on the validation split; 'last': final parameters.", choices=SELECTIONS),
@@ -147,10 +149,10 @@ SCHEMA = config_lib.extend_schema(config_lib.TRAIN_SCHEMA, {
                                 "official balanced MNIST 'test')."),
         "num_workers": _F(config_lib.INT, "grain worker processes of the training pipeline "
                           "(0: threads; use ~cores-1 on an accelerator).",
-                          config_lib._at_least(0)),  # pylint: disable=protected-access
+                          config_lib.at_least(0)),
         "parallel_runs": _F(config_lib.INT, "runs trained at once in worker processes (CPU "
                             "backend only; 1 = in this process).",
-                            config_lib._at_least(1)),  # pylint: disable=protected-access
+                            config_lib.at_least(1)),
         "cache_images": _F(config_lib.BOOL, "decode (and resize) every image once and keep "
                            "them in memory; the batches are bit-identical (small datasets)."),
         "figures": _F(config_lib.BOOL, "write the PNG figures."),
@@ -565,9 +567,9 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, *, objective:
   y = jnp.asarray(labels, jnp.int32)
   p = jnp.asarray(prior, jnp.float32)
   if objective == "pc_softmax":
-    nll = -estimators.pmi(z, y, p, objective="pc_softmax")
-    readings = {"mi": ("mean log s~_y (PC-softmax)",
-                       estimators.pmi(z, y, p, objective="pc_softmax"))}
+    pmi = estimators.pmi(z, y, p, objective="pc_softmax")
+    nll = -pmi
+    readings = {"mi": ("mean log s~_y (PC-softmax)", pmi)}
   else:
     nll = -jax.nn.log_softmax(z)[jnp.arange(z.shape[0]), y]
     readings = {
@@ -653,7 +655,8 @@ def aggregate_split(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
   out: dict[str, Any] = {k: stat([r[k] for r in per_seed]) for k in _SCALARS}
   pcs = np.asarray([[np.nan if v is None else v for v in r["per_class_accuracy"]]
                     for r in per_seed], np.float64)
-  with np.errstate(all="ignore"), _quiet_nan_warnings():
+  with np.errstate(all="ignore"), warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (a class absent)
     mean = np.nanmean(pcs, axis=0)
     std = np.nanstd(pcs, axis=0, ddof=1) if pcs.shape[0] > 1 else np.full(pcs.shape[1], np.nan)
   clean = lambda a: [None if not np.isfinite(x) else float(x) for x in a]
@@ -668,17 +671,6 @@ def aggregate_split(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
       s["test_mean"] = stat([r[name]["test_mean"] for r in per_seed])
       out[name] = s
   return out
-
-
-class _quiet_nan_warnings:  # pylint: disable=invalid-name
-  def __enter__(self):
-    import warnings  # pylint: disable=g-import-not-at-top
-    self._ctx = warnings.catch_warnings()
-    self._ctx.__enter__()
-    warnings.simplefilter("ignore", RuntimeWarning)
-
-  def __exit__(self, *exc):
-    return self._ctx.__exit__(*exc)
 
 
 def aggregate(config: Any, data: Data, runs: Mapping[tuple[str, int], Mapping[str, Any]]
@@ -738,15 +730,15 @@ def protocol(config: Any, data: Data) -> dict[str, str]:
   else:
     selection = ("final parameters after the fixed schedule (no model selection; the test "
                  "splits are never used for selection)")
-  tests = []
+  tests, all_balanced = [], True
   for name, src in data.tests.items():
     c = np.bincount(np.asarray(src.labels), minlength=data.num_classes)
-    kind = "balanced" if c.min() == c.max() else f"imbalanced ({int(c.min())}-{int(c.max())} per class)"
+    balanced = c.min() == c.max()
+    all_balanced &= bool(balanced)
+    kind = "balanced" if balanced else f"imbalanced ({int(c.min())}-{int(c.max())} per class)"
     tests.append(f"{name!r}: {int(c.sum())} images, {kind}")
   tests_text = "; ".join(tests)
-  if all(np.bincount(np.asarray(s.labels), minlength=data.num_classes).min()
-         == np.bincount(np.asarray(s.labels), minlength=data.num_classes).max()
-         for s in data.tests.values()):
+  if all_balanced:
     tests_text += " (on a balanced test set accuracy equals mean per-class accuracy)"
   return {
       "prediction": "argmax of the logits z for both objectives (paper-spec §1.2); PC-softmax "
@@ -821,21 +813,6 @@ def write_figures(results: Mapping[str, Any], workdir: str) -> list[str]:
   return names
 
 
-def _versions() -> dict[str, str]:
-  import flax, optax, orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top,multiple-imports
-  return {"python": platform.python_version(), "jax": jax.__version__,
-          "jaxlib": getattr(__import__("jaxlib"), "__version__", "?"), "flax": flax.__version__,
-          "optax": optax.__version__, "orbax-checkpoint": getattr(ocp, "__version__", "?"),
-          "numpy": np.__version__}
-
-
-def _device() -> dict[str, Any]:
-  d = jax.devices()[0]
-  return {"backend": jax.default_backend(), "device_kind": d.device_kind,
-          "device_count": jax.device_count(), "process_count": jax.process_count(),
-          "cpu_count": os.cpu_count(), "platform": platform.platform()}
-
-
 # -- the experiment ----------------------------------------------------------------
 
 
@@ -859,7 +836,7 @@ def execute_run(config: Any, workdir: str, data: Data, objective: str, seed: int
   Raises ``RunInterrupted`` when training stopped early (a signal, or
   ``stop_requested()`` became true) after checkpointing.
   """
-  echo = echo or _echo
+  echo = echo or io.echo
   tag = tag or f"{objective}, seed {seed}"
   rcfg = run_config(config, objective, seed)
   run_dir = _run_dir(workdir, objective, seed)
@@ -886,7 +863,7 @@ def execute_run(config: Any, workdir: str, data: Data, objective: str, seed: int
          "eval_settings": _plain(settings), "train_steps": train_steps,
          "train_wall_time_s": train_wall, "train_cpu_time_s": train_cpu, **ev}
   if jax.process_index() == 0:
-    _write_json(os.path.join(run_dir, RESULT_FILE), rec)
+    io.write_json(os.path.join(run_dir, RESULT_FILE), rec)
   m = ev["splits"][config.data.test_split]
   echo(f"{tag}: {config.data.test_split} accuracy {m['accuracy']:.2f}%, mean per-class "
        f"{m['mean_per_class_accuracy']:.2f}%, MI {m['mi']['estimate']:.3f} nats "
@@ -895,17 +872,6 @@ def execute_run(config: Any, workdir: str, data: Data, objective: str, seed: int
 
 
 # -- worker processes (experiments/_workers.py: clean stop, no orphans) ------------
-
-
-def _line_writer(stream):
-  """``echo`` for a worker: each message and its newline in one write, so that lines from
-  processes sharing the parent's stdout never interleave (``print`` writes them separately)."""
-
-  def echo(message: str) -> None:
-    stream.write(f"{message}\n")
-    stream.flush()
-
-  return echo
 
 
 def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed: int, tag: str,
@@ -924,7 +890,7 @@ def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed:
     data = load_data(config)
     with _workers.busy():
       return execute_run(config, workdir, data, objective, seed, tag=tag,
-                         echo=_line_writer(sys.stdout),
+                         echo=_workers.echo,
                          stop_requested=None if stop is None else stop.is_set)
   except RunInterrupted:
     if stop is not None:
@@ -949,7 +915,7 @@ def run(config: Any, workdir: str, *, data: Data | None = None, echo=None) -> di
   on one core each); the results are those of the sequential order.
   """
   import resource  # pylint: disable=g-import-not-at-top
-  echo = echo or _echo
+  echo = echo or io.echo
   workdir = os.path.abspath(workdir)
   t0, c0 = time.time(), time.process_time()
   ch0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -1005,8 +971,8 @@ def run(config: Any, workdir: str, *, data: Data | None = None, echo=None) -> di
   children_cpu = (ch1.ru_utime + ch1.ru_stime) - (ch0.ru_utime + ch0.ru_stime)
   results = aggregate(config, data, runs)
   results["config"] = _plain(config_lib.to_dict(config))
-  results["versions"] = _versions()
-  results["device"] = _device()
+  results["versions"] = io.versions()
+  results["device"] = io.device_info()
   results["timing"] = {
       "wall_time_s": time.time() - t0,
       "cpu_time_s": time.process_time() - c0 + children_cpu,
@@ -1025,39 +991,12 @@ def run(config: Any, workdir: str, *, data: Data | None = None, echo=None) -> di
              f"{results['protocol']['prediction']}.")
     with open(os.path.join(workdir, "results.md"), "w") as f:
       f.write(tables + "\n\n" + notes + "\n")
-    _write_json(os.path.join(workdir, RESULTS_FILE), results)
+    io.write_json(os.path.join(workdir, RESULTS_FILE), results)
     print("\n" + tables + "\n\n" + notes, flush=True)
     print(f"\nWrote {os.path.join(workdir, RESULTS_FILE)}"
           + "".join(f"\n      {os.path.join(workdir, f)}" for f in results["figures"]),
           flush=True)
   return results
-
-
-def _echo(msg: str) -> None:
-  try:
-    from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
-    tqdm.write(msg)
-  except ImportError:
-    print(msg, flush=True)
-  sys.stdout.flush()
-
-
-def _json_default(o: Any) -> Any:
-  if isinstance(o, np.integer):
-    return int(o)
-  if isinstance(o, np.floating):
-    return float(o)
-  if isinstance(o, np.ndarray):
-    return o.tolist()
-  raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _write_json(path: str, obj: Any) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, default=_json_default, allow_nan=False)
-  os.replace(tmp, path)
 
 
 def main(argv: list[str]) -> None:

@@ -78,7 +78,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 from typing import Any
@@ -86,6 +85,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from infocam_jax import _io as io
 from infocam_jax import train as engine
 from infocam_jax.train import config as config_lib
 from infocam_jax.train import synthetic
@@ -363,44 +363,11 @@ def load_for_evaluation(config: Any, workdir: str) -> tuple[Any, dict[str, Any],
   return model, variables, selection
 
 
-def _versions() -> dict[str, str]:
-  import flax, jaxlib, optax  # pylint: disable=g-import-not-at-top,multiple-imports
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  out = {"python": platform.python_version(), "jax": jax.__version__,
-         "jaxlib": jaxlib.__version__, "flax": flax.__version__, "optax": optax.__version__,
-         "orbax-checkpoint": getattr(ocp, "__version__", "?"), "numpy": np.__version__}
-  for name in ("numba", "tensorflow_datasets", "grain", "matplotlib"):
-    try:
-      mod = __import__(name)
-      out[name] = getattr(mod, "__version__", "?")
-    except ImportError:
-      pass
-  return out
-
-
-def _device_info() -> dict[str, Any]:
-  devs = jax.devices()
-  return {"platform": jax.default_backend(), "device_kind": devs[0].device_kind,
-          "device_count": jax.device_count(), "local_device_count": jax.local_device_count(),
-          "process_count": jax.process_count(), "host_cpu_count": os.cpu_count(),
-          "evaluation_device": str(jax.local_devices()[0])}
-
-
 def _figure_indices(num_test: int, count: int) -> list[int]:
   """A fixed sample of test positions for the figure (seed 0, independent of the run seed)."""
   if count <= 0 or num_test <= 0:
     return []
   return sorted(np.random.default_rng(0).permutation(num_test)[:count].tolist())
-
-
-def _echo(msg: str) -> None:
-  if jax.process_index() == 0:
-    try:
-      from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
-      tqdm.write(msg)
-    except ImportError:
-      print(msg)
-    sys.stdout.flush()
 
 
 def evaluate(config: Any, workdir: str, *, bundle: DataBundle | None = None,
@@ -454,9 +421,10 @@ def evaluate(config: Any, workdir: str, *, bundle: DataBundle | None = None,
                 resize_size=resize_size, image_size=image_size, loss=config.loss,
                 class_prior=prior, num_classes=bundle.num_classes,
                 progress=bool(config.progress_bar) and jax.process_index() == 0)
-  _echo(f"Evaluating {', '.join(methods)} + baselines (centre_box, full_image_box), protocols "
-        f"{', '.join(protocols)}, checkpoint: {selection['checkpoint']} (step "
-        f"{selection['step']}).")
+  if jax.process_index() == 0:
+    io.echo(f"Evaluating {', '.join(methods)} + baselines (centre_box, full_image_box), "
+            f"protocols {', '.join(protocols)}, checkpoint: {selection['checkpoint']} (step "
+            f"{selection['step']}).")
   val = wsol_eval.evaluate_split(forward, variables, bundle.eval,
                                  split=config.data.eval_split, **common)
   test = wsol_eval.evaluate_split(
@@ -534,8 +502,8 @@ def evaluate(config: Any, workdir: str, *, bundle: DataBundle | None = None,
                   "resize_size": resize_size},
       "seed": int(config.seed),
       "config": config_lib.to_dict(config),
-      "versions": _versions(),
-      "device": _device_info(),
+      "versions": io.versions("numba", "tensorflow_datasets", "grain", "matplotlib"),
+      "device": io.device_info(),
       "wall_time_s": wall,
       "cpu_time_s": cpu,
       "figures": [os.path.relpath(p, workdir) for p in figures],
@@ -543,8 +511,9 @@ def evaluate(config: Any, workdir: str, *, bundle: DataBundle | None = None,
       "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
   }
   if jax.process_index() == 0:
-    _write_json(os.path.join(workdir, "curves.json"), wsol_eval.curves(val, test, evaluators))
-    _write_json(os.path.join(workdir, "results.json"), results)
+    io.write_json(os.path.join(workdir, "curves.json"), wsol_eval.curves(val, test, evaluators),
+                  indent=1)
+    io.write_json(os.path.join(workdir, "results.json"), results, indent=1)
     writer = engine.MetricWriter(workdir, enabled=True, tensorboard=False, echo=lambda s: None)
     flat = {f"test/{k}": v for k, v in test.classification.items() if k != "count"}
     for m in ("cam", "infocam", "centre_box"):
@@ -555,7 +524,7 @@ def evaluate(config: Any, workdir: str, *, bundle: DataBundle | None = None,
             flat[f"test/{m}/{k}"] = summary[primary][m][k]
     writer.write(int(selection["step"]), flat)
     writer.close()
-    _echo(report(results, workdir))
+    io.echo(report(results, workdir))
   return results
 
 
@@ -619,23 +588,6 @@ def train_and_evaluate(config: Any, workdir: str, *, bundle: DataBundle | None =
                            ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc",
                             "max_box_acc_v2")} for m in ("cam", "infocam") if m in res["methods"]}
   return summary
-
-
-def _write_json(path: str, obj: Any) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1, sort_keys=False, default=_json_default, allow_nan=False)
-  os.replace(tmp, path)
-
-
-def _json_default(o: Any) -> Any:
-  if isinstance(o, np.integer):
-    return int(o)
-  if isinstance(o, np.floating):
-    return None if np.isnan(o) else float(o)
-  if isinstance(o, np.ndarray):
-    return o.tolist()
-  raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _fail(message: str) -> None:

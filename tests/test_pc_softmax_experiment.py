@@ -303,7 +303,7 @@ def _check_schema(workdir):
                                     on_disk["softmax"]["mean_per_class_accuracy"]["per_seed"]))
   assert on_disk["config"]["experiment"]["num_seeds"] == 2
   assert {"jax", "flax", "optax"} <= set(on_disk["versions"])
-  assert on_disk["device"]["backend"] == "cpu"
+  assert on_disk["device"]["platform"] == "cpu"
   assert on_disk["timing"]["wall_time_s"] > 0 and on_disk["timing"]["cpu_time_s"] > 0
   assert on_disk["figures"] == ["per_class_accuracy.png"]
   with open(os.path.join(workdir, "per_class_accuracy.png"), "rb") as f:

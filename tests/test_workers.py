@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover
   from tests import multidevice
 
 TASKS = '''
-import os, sys, time
+import os, time
 from experiments import _workers
 
 def sleeper(seconds):
@@ -32,8 +32,7 @@ def run_until_stopped(tag, out_dir):
   """A stand-in for a training run: polls `stop` each step, "checkpoints" when asked."""
   stop = _workers.stop_event()
   with _workers.busy():
-    sys.stdout.write(f"started {tag} {os.getpid()}\\n")  # one write: lines never interleave
-    sys.stdout.flush()
+    _workers.echo(f"started {tag} {os.getpid()}")  # one write: lines never interleave
     for step in range(6000):
       if stop.is_set():
         time.sleep(1.0)  # a checkpoint takes a while

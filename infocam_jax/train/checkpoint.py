@@ -46,6 +46,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
+from infocam_jax import _io as io
 from infocam_jax.train.state import state_checksums
 
 PyTree = Any
@@ -276,7 +277,7 @@ def export_variables(directory: str | os.PathLike, variables: Mapping[str, PyTre
     meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     tmp = os.path.join(directory, EXPORT_META + ".tmp")
     with open(tmp, "w") as f:
-      json.dump(meta, f, indent=2, sort_keys=True, default=_json_default)
+      json.dump(meta, f, indent=2, sort_keys=True, default=io.json_default)
     os.replace(tmp, os.path.join(directory, EXPORT_META))
   _barrier("export_variables")
   return directory
@@ -330,16 +331,6 @@ def load_best_variables(checkpoint_dir: str | os.PathLike, *, best_metric: str,
 def _json_copy(obj: Any, name: str) -> Any:
   """A deep, JSON-only copy (NumPy scalars/arrays converted); TypeError names ``name``."""
   try:
-    return json.loads(json.dumps(obj, default=_json_default))
+    return json.loads(json.dumps(obj, default=io.json_default))
   except TypeError as e:
     raise TypeError(f"checkpoint item {name!r} is not JSON-serialisable: {e}") from None
-
-
-def _json_default(o: Any) -> Any:
-  if isinstance(o, (np.integer,)):
-    return int(o)
-  if isinstance(o, (np.floating,)):
-    return float(o)
-  if isinstance(o, np.ndarray):
-    return o.tolist()
-  raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 import jax
 import numpy as np
 
+from infocam_jax import _io as io
 from infocam_jax.train import checkpoint as ckpt_lib
 from infocam_jax.train.checkpoint import to_host as checkpoint_host
 from infocam_jax.train import config as config_lib
@@ -145,10 +146,8 @@ class _Preemption:
 
 
 def _versions() -> dict[str, str]:
-  import flax, optax, orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top,multiple-imports
-  return {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
-          "orbax-checkpoint": getattr(ocp, "__version__", "?"),
-          "backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind}
+  return {**io.versions(), "backend": jax.default_backend(),
+          "device_kind": jax.devices()[0].device_kind}
 
 
 def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: BatchPipeline,
@@ -241,11 +240,11 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
       state = par.put_state(with_initial_variables(host, initial_variables))
     start = 0
 
-  echo = echo or _tqdm_write
+  echo = echo or io.echo
   writer = MetricWriter(workdir, enabled=primary, resume_step=start,
                         tensorboard=config.tensorboard, echo=echo)
   if primary:
-    _write_json(os.path.join(workdir, "config.json"), cfg_dict)
+    io.write_json(os.path.join(workdir, "config.json"), cfg_dict, sort_keys=True)
     msg = (f"Resuming {workdir} from step {start}" if restored else f"Starting {workdir}")
     if restored and restored.skipped:
       msg += " (skipped corrupt checkpoints: " + ", ".join(
@@ -386,20 +385,3 @@ def _host_metrics(history: list[Mapping[str, Any]]) -> list[dict[str, float]]:
 def _mean_metrics(history: list[Mapping[str, Any]]) -> dict[str, float]:
   host = _host_metrics(history)
   return {k: float(np.mean([h[k] for h in host])) for k in host[0]}
-
-
-def _tqdm_write(msg: str) -> None:
-  try:
-    from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
-    tqdm.write(msg)
-  except ImportError:
-    print(msg, flush=True)
-  sys.stdout.flush()
-
-
-def _write_json(path: str, obj: Any) -> None:
-  import json  # pylint: disable=g-import-not-at-top
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)

@@ -24,6 +24,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from infocam_jax import _io as io
+
 # Metrics of one method's entry in results.json, in table order (percent).
 METRICS = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc", "max_box_acc_v2",
            "top1_loc_val_selected", "max_box_acc_val_selected", "max_box_acc_v2_val_selected")
@@ -165,9 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   table = markdown(summary)
   print(table)
   if args.output:
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-      json.dump({**summary, "markdown": table}, f, indent=1)
+    io.write_json(args.output, {**summary, "markdown": table}, indent=1)
     print(f"Wrote {args.output}")
   return 0
 

@@ -191,8 +191,6 @@ def to_contour_convention(boxes: ArrayLike, image_size: int | Sequence[int] | No
 # ----------------------------------------------------------------------------
 
 
-
-
 def _sizes(image_size: ArrayLike, name: str) -> tuple[Array, Array]:
   """Per-box or global (height, width) as float32 arrays broadcastable to [...]."""
   s = jnp.asarray(image_size, jnp.float32)

@@ -491,8 +491,6 @@ def _resize_matrix(in_size: int, out_size: int, method: str, cubic_a: float) -> 
   return out
 
 
-
-
 def upsample_maps(maps: chex.Array, size: int | Sequence[int], method: str = "bilinear", *,
                   cubic_a: float = -0.75) -> jax.Array:
   """Resizes maps ``[..., h, w]`` (typically ``[B, h, w]``) to ``size=(H, W)``.

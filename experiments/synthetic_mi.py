@@ -26,21 +26,27 @@ PC-softmax fixes; it is not held to the target.
 
 Usage::
 
-    python -m experiments.synthetic_mi [--quick] [--output PATH.json] [--seed N]
-        [--dims 1,2,5,10] [--settings balanced,imbalanced]
-        [--objectives softmax,pc_softmax] [--train-per-class N] [--epochs E] ...
+    python -m experiments.synthetic_mi                          # -> runs/synthetic_mi.json + .png
+    python -m experiments.synthetic_mi --quick                  # -> runs/synthetic_mi_quick.json
+    python -m experiments.synthetic_mi --config.dims=2,5 --config.epochs=30 --output=PATH.json
 
-Prints a markdown table on stdout (progress bars on stderr) and writes a JSON
-list of rows with ``--output``. Same seed, same numbers (bitwise on CPU).
+The study's knobs are the fields of ``experiments/configs/synthetic_mi.py``
+(variants ``default`` and ``quick``; ``--quick`` is short for the latter).
+Prints a markdown table on stdout (progress bars on stderr) and always writes
+the results: ``--output`` (default ``runs/synthetic_mi.json``, or
+``runs/synthetic_mi_quick.json`` for quick runs, so a quick run never
+replaces the full study) and the figure next to it. The JSON holds
+``{"experiment", "quick", "config", "rows": [...], "summary", "versions",
+"device", "wall_time_s"}``; quick results say so in the file and the figure.
+Same seed, same numbers (bitwise on CPU). Exit statuses as every experiment:
+0 done, 2 bad input.
 """
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import dataclasses
 import functools
-import json
 import math
 import multiprocessing
 import os
@@ -60,6 +66,9 @@ from infocam_jax.estimators import (mean_with_stderr, pc_softmax_cross_entropy, 
                                     prior_from_counts)
 from infocam_jax.gaussian import PAPER_IMBALANCED_WEIGHTS, GaussianMixture
 from infocam_jax.models.mlp import MLP
+from infocam_jax.train.optim import warmup_cosine_decay
+
+from experiments import _common
 
 TARGET_NATS = 0.01
 NUM_CLASSES = 5
@@ -93,9 +102,64 @@ class Config:
   quick: bool = False
 
 
-# --quick: 1/5 of the data, smaller batches (enough steps), same code path.
-QUICK_OVERRIDES = dict(train_per_class=2_000, epochs=40, batch_size=200, learning_rate=2e-3,
-                       mc_samples=1_000_000)
+DEFAULT_CONFIG = os.path.join(_common.CONFIG_DIR, "synthetic_mi.py")
+def _int_list(v: str) -> str | None:
+  try:
+    out = [int(x) for x in str(v).split(",") if x.strip()]
+  except ValueError:
+    return f"expected comma-separated integers, got {v!r}"
+  return None if out and min(out) >= 1 else f"expected positive integers, got {v!r}"
+
+
+def _subset(choices: Sequence[str]):
+  def check(v: str) -> str | None:
+    out = [x.strip() for x in str(v).split(",") if x.strip()]
+    if not out or set(out) - set(choices) or len(set(out)) != len(out):
+      return f"expected a comma-separated subset of {list(choices)}, got {v!r}"
+    return None
+  return check
+
+
+def _schema() -> dict[str, Any]:
+  from infocam_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  F, at_least = config_lib.Field, config_lib.at_least
+  positive = lambda v: None if v > 0 else f"must be > 0, got {v!r}"
+  return {
+      "quick": F((bool,), "quick variant (fewer samples/epochs); marked in the results."),
+      "seed": F((int,), "PRNG seed of data, initialisation and order.", at_least(0)),
+      "dims": F((str,), "input dimensions d, comma-separated.", _int_list),
+      "settings": F((str,), "'balanced', 'imbalanced' or both, comma-separated.",
+                    _subset(("balanced", "imbalanced"))),
+      "objectives": F((str,), "'softmax', 'pc_softmax' or both, comma-separated.",
+                      _subset(("softmax", "pc_softmax"))),
+      "train_per_class": F((int,), "balanced training examples per class (imbalanced: x "
+                           "(1..5)/2).", at_least(1)),
+      "eval_fraction": F((float,), "validation/test size per class relative to training.",
+                         lambda v: None if 0 < v <= 1 else f"must lie in (0, 1], got {v!r}"),
+      "mc_samples": F((int,), "Monte-Carlo draws of the true MI.", at_least(2)),
+      "hidden_sizes": F((str,), "MLP widths, comma-separated.", _int_list),
+      "epochs": F((int,), "training epochs.", at_least(1)),
+      "batch_size": F((int,), "minibatch size.", at_least(1)),
+      "learning_rate": F((float,), "peak Adam learning rate.", positive),
+      "warmup_epochs": F((int,), "linear warm-up epochs.", at_least(0)),
+      "final_lr_fraction": F((float,), "cosine decay to learning_rate x this.", at_least(0)),
+      "patience": F((int,), "early-stopping patience in epochs (0: off; best-val selection).",
+                    at_least(0)),
+      "prng_impl": F((str,), "JAX PRNG implementation.",
+                     choices=("rbg", "threefry2x32", "unsafe_rbg")),
+  }
+
+
+def study_config(config: Any) -> Config:
+  """The validated ``Config`` of a ``ConfigDict`` (``experiments/configs/synthetic_mi.py``)."""
+  _common.validate(config, _schema())
+  ints = lambda s: tuple(int(x) for x in str(s).split(",") if x.strip())
+  names = lambda s: tuple(x.strip() for x in str(s).split(",") if x.strip())
+  c = dict(config.to_dict() if hasattr(config, "to_dict") else config)
+  c.update(dims=ints(c["dims"]), hidden_sizes=ints(c["hidden_sizes"]),
+           settings=names(c["settings"]), objectives=names(c["objectives"]),
+           patience=int(c["patience"]) or None)
+  return Config(**c)
 
 
 # ----------------------------------------------------------------------------
@@ -192,16 +256,6 @@ def make_data(cfg: Config, dim: int, key: jax.Array) -> dict[str, Data]:
 # ----------------------------------------------------------------------------
 
 
-def learning_rate(step: jax.Array, warmup_steps: jax.Array, total_steps: jax.Array, peak: float,
-                  final_fraction: float) -> jax.Array:
-  """Linear warm-up to ``peak``, then cosine decay to ``peak * final_fraction``."""
-  step = step.astype(jnp.float32)
-  warm = peak * (step + 1) / jnp.maximum(warmup_steps, 1)
-  progress = jnp.clip((step - warmup_steps) / jnp.maximum(total_steps - warmup_steps, 1), 0, 1)
-  cosine = peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + jnp.cos(jnp.pi * progress)))
-  return jnp.where(step < warmup_steps, warm, cosine)
-
-
 @functools.lru_cache(maxsize=None)
 def _train_functions(hidden_sizes: tuple[int, ...], batch_size: int, peak_lr: float,
                      final_lr_fraction: float):
@@ -236,7 +290,8 @@ def _train_functions(hidden_sizes: tuple[int, ...], batch_size: int, peak_lr: fl
       idx = order[i]
       loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx], train_prior)
       updates, opt_state = adam.update(grads, opt_state, params)
-      lr = learning_rate(step0 + i, warmup_steps, total_steps, peak_lr, final_lr_fraction)
+      lr = warmup_cosine_decay(step0 + i, warmup_steps, total_steps, peak_lr,
+                               final_lr_fraction)
       updates = jax.tree.map(lambda u: -lr * u, updates)
       return optax.apply_updates(params, updates), opt_state, total + loss
 
@@ -279,7 +334,8 @@ def train_model(cfg: Config, data: Data, objective: str, key: jax.Array, *,
   """Trains one MLP; returns the params with the best validation NLL and a log."""
   init, train_epoch, _ = _functions(cfg)
   if data.train.n < cfg.batch_size:
-    raise ValueError(f"--batch-size {cfg.batch_size} exceeds the training set ({data.train.n}).")
+    raise _common.UsageError(f"config.batch_size {cfg.batch_size} exceeds the training set "
+                             f"({data.train.n}).")
   steps_per_epoch = data.train.n // cfg.batch_size
   warmup_steps = jnp.int32(cfg.warmup_epochs * steps_per_epoch)
   total_steps = jnp.int32(cfg.epochs * steps_per_epoch)
@@ -462,101 +518,78 @@ def summary(rows: Sequence[dict[str, Any]], wall_s: float, workers: int = 1) -> 
 
 
 # ----------------------------------------------------------------------------
-# CLI.
+# Results and command line.
 # ----------------------------------------------------------------------------
 
 
-def _int_list(s: str) -> tuple[int, ...]:
-  try:
-    out = tuple(int(v) for v in s.split(",") if v.strip())
-  except ValueError as e:
-    raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from e
-  if not out or min(out) < 1:
-    raise argparse.ArgumentTypeError(f"expected positive integers, got {s!r}")
-  return out
+def default_output(cfg: Config) -> str:
+  return os.path.join("runs", "synthetic_mi_quick.json" if cfg.quick else "synthetic_mi.json")
 
 
-def _choice_list(choices: Sequence[str]):
-  def parse(s: str) -> tuple[str, ...]:
-    out = tuple(v.strip() for v in s.split(",") if v.strip())
-    bad = [v for v in out if v not in choices]
-    if not out or bad:
-      raise argparse.ArgumentTypeError(
-          f"expected a comma-separated subset of {list(choices)}, got {s!r}")
-    return out
-  return parse
-
-
-def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, argparse.Namespace]:
-  p = argparse.ArgumentParser(prog="python -m experiments.synthetic_mi",
-                              description=__doc__.split("\n\n")[0])
-  p.add_argument("--quick", action="store_true",
-                 help="fewer samples/epochs, same code path (< 2 min on 2 cores)")
-  p.add_argument("--output", metavar="PATH.json", help="write the rows as a JSON list")
-  p.add_argument("--figure", metavar="PATH.png",
-                 help="plot of estimate - true MI per dimension (default: next to --output)")
-  p.add_argument("--seed", type=int)
-  p.add_argument("--dims", type=_int_list, help="comma-separated, default 1,2,5,10")
-  p.add_argument("--settings", type=_choice_list(("balanced", "imbalanced")))
-  p.add_argument("--objectives", type=_choice_list(("softmax", "pc_softmax")))
-  p.add_argument("--train-per-class", type=int, help="balanced train size per class (10000)")
-  p.add_argument("--eval-fraction", type=float, help="val/test size relative to train (0.2)")
-  p.add_argument("--mc-samples", type=int, help="ground-truth Monte-Carlo draws (10^6)")
-  p.add_argument("--hidden-sizes", type=_int_list, help="MLP widths, default 100,100,100")
-  p.add_argument("--epochs", type=int)
-  p.add_argument("--batch-size", type=int)
-  p.add_argument("--lr", dest="learning_rate", type=float, help="peak Adam learning rate")
-  p.add_argument("--warmup-epochs", type=int)
-  p.add_argument("--final-lr-fraction", type=float)
-  p.add_argument("--patience", type=int,
-                 help="early-stopping patience in epochs (default: off; best-val selection)")
-  p.add_argument("--prng-impl", choices=("rbg", "threefry2x32", "unsafe_rbg"),
-                 help="JAX PRNG implementation (default rbg: fastest to compile on CPU)")
-  p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                 help="processes, one dimension each (default min(2, cores)); results do not "
-                      "depend on it")
-  p.add_argument("--no-progress", action="store_true", help="no progress bars")
-  args = p.parse_args(argv)
-  values: dict[str, Any] = dict(QUICK_OVERRIDES) if args.quick else {}
-  for field in dataclasses.fields(Config):
-    v = getattr(args, field.name, None)
-    if v is not None and field.name != "quick":
-      values[field.name] = v
-  cfg = Config(quick=bool(args.quick), **values)
-  for name in ("train_per_class", "mc_samples", "epochs", "batch_size", "patience"):
-    if getattr(cfg, name) is None:
-      continue
-    if getattr(cfg, name) < 1 or (name == "mc_samples" and cfg.mc_samples < 2):
-      p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
-  if not 0 < cfg.eval_fraction <= 1:
-    p.error(f"--eval-fraction must lie in (0, 1], got {cfg.eval_fraction}")
-  if cfg.learning_rate <= 0:
-    p.error(f"--lr must be positive, got {cfg.learning_rate}")
-  if args.workers < 1:
-    p.error(f"--workers must be >= 1, got {args.workers}")
-  return cfg, args
-
-
-def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-  cfg, args = parse_args(argv)
+def study(cfg: Config, *, output: str, figure: str = "", workers: int = 1,
+          progress: bool = True) -> dict[str, Any]:
+  """Runs the study, prints the table, writes ``output`` (JSON) and the figure; returns the record."""
+  from infocam_jax import io  # pylint: disable=g-import-not-at-top
   t0 = time.perf_counter()
-  rows = run(cfg, progress=not args.no_progress, workers=args.workers)
+  rows = run(cfg, progress=progress, workers=workers)
   wall = time.perf_counter() - t0
+  workers = max(1, min(workers, len(cfg.dims)))
+  text = summary(rows, wall, workers)
   print(markdown_table(rows))
   print()
-  print(summary(rows, wall, max(1, min(args.workers, len(cfg.dims)))))
-  if args.output:
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-      json.dump(rows, f, indent=1)
-    print(f"Wrote {len(rows)} rows to {args.output}")
-  figure = args.figure or (os.path.splitext(args.output)[0] + ".png" if args.output else None)
-  if figure:
-    print(f"Wrote the figure {plot_errors(rows, figure)}")
-  return rows
+  print(text)
+  target = [r for r in rows if r["target_applies"]]
+  record = {"experiment": "synthetic_mi", "quick": cfg.quick, "config": dataclasses.asdict(cfg),
+            "rows": rows,
+            "summary": {"max_abs_error_target_rows": max((abs(r["error"]) for r in target),
+                                                         default=None),
+                        "target_nats": TARGET_NATS, "text": text},
+            "versions": io.versions(), "device": io.device_info(), "wall_time_s": wall,
+            "workers": workers}
+  io.write_json(output, record, indent=1)
+  print(f"Wrote {len(rows)} rows to {output}")
+  figure = figure or os.path.splitext(output)[0] + ".png"
+  print(f"Wrote the figure {plot_errors(rows, figure, quick=cfg.quick)}")
+  return record
 
 
-def plot_errors(rows: Sequence[dict[str, Any]], path: str) -> str:
+def main() -> None:
+  """The command line (flags parsed by ``_common.main``)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  f = flags.FLAGS
+  config = f.config
+  if f.quick and not config.quick:
+    from experiments.configs import synthetic_mi as configs  # pylint: disable=g-import-not-at-top
+    quick = configs.get_config("quick")
+    base = configs.get_config("default")
+    with config.unlocked():
+      for key in quick:  # the quick values, except fields the command line overrode
+        if config[key] == base[key]:
+          config[key] = quick[key]
+  if f.workers < 1:
+    raise _common.UsageError(f"--workers must be >= 1, got {f.workers}")
+  cfg = study_config(config)
+  study(cfg, output=f.output or default_output(cfg), figure=f.figure, workers=f.workers,
+        progress=f.progress)
+
+
+def define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Config file (Python, get_config), "
+                                  "optionally ':quick'; override any field with "
+                                  "--config.field=value.", lock_config=True)
+  flags.DEFINE_bool("quick", False, "Short for --config=experiments/configs/synthetic_mi.py:quick "
+                    "(1/5 of the data, fewer epochs; < 2 min on 2 cores).")
+  flags.DEFINE_string("output", "", "Results JSON (default runs/synthetic_mi.json, or "
+                      "runs/synthetic_mi_quick.json for quick runs); always written.")
+  flags.DEFINE_string("figure", "", "Figure path (default: next to --output, .png).")
+  flags.DEFINE_integer("workers", min(2, os.cpu_count() or 1), "Processes, one dimension each "
+                       "(default min(2, cores)); the results do not depend on it.")
+  flags.DEFINE_bool("progress", True, "Progress bars on stderr (--noprogress: none).")
+
+
+def plot_errors(rows: Sequence[dict[str, Any]], path: str, *, quick: bool = False) -> str:
   """Estimate - true MI on the test sample (nats, ± paired standard error) against d."""
   from infocam_jax import plotting  # pylint: disable=g-import-not-at-top
   dims = sorted({r["dim"] for r in rows})
@@ -572,8 +605,9 @@ def plot_errors(rows: Sequence[dict[str, Any]], path: str) -> str:
       path, dims, series, errors=errors, reference=[0.0] * len(dims),
       reference_label="exact (0 error)", xlabel="dimension d",
       ylabel="estimate − true MI on the test sample (nats)",
-      title=f"Softmax / PC-softmax MI estimates (target |error| ≤ {TARGET_NATS} nats)"))
+      title=(f"{'QUICK run (1/5 data): ' if quick else ''}Softmax / PC-softmax MI estimates "
+             f"(target |error| ≤ {TARGET_NATS} nats)")))
 
 
 if __name__ == "__main__":
-  main()
+  _common.main(main, define_flags=define_flags, doc=__doc__, default_config=DEFAULT_CONFIG, schema=_schema())

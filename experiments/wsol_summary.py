@@ -12,19 +12,24 @@ mean ± sample standard deviation (ddof=1) over the runs of the test-split
 metrics (percent), and the per-seed paired difference of each method minus
 ``--reference`` (``cam`` by default). The runs must share their config except
 for the seed (checked; pass ``--allow_different_configs`` to compare anyway).
+Statistics over seeds follow the one rule of every experiment
+(``experiments._common.seed_stat``: a metric a run could not compute is left
+out and counted as missing). Unlike the experiments this tool takes no config
+file, only run directories, so it keeps a plain argparse command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from infocam_jax import _io as io
+from infocam_jax import io
+
+from experiments import _common
 
 # Metrics of one method's entry in results.json, in table order (percent).
 METRICS = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc", "max_box_acc_v2",
@@ -33,18 +38,7 @@ HEADERS = ("Top-1 Cls", "Top-1 Loc@.2", "GT-k Loc@.2", "MaxBoxAcc*", "MaxBoxAccV
            "Top-1 Loc@val", "BoxAcc@val", "BoxAccV2@val")
 
 
-def stat(values: Sequence[float | None]) -> dict[str, Any]:
-  """``{"mean", "std", "per_seed"}``; std is the sample std (ddof=1), None for one value.
-
-  A None among ``values`` (a metric a run could not compute) makes mean and std None.
-  """
-  vals = list(values)
-  if not vals or any(v is None for v in vals):
-    return {"mean": None, "std": None, "per_seed": vals}
-  n = len(vals)
-  mean = math.fsum(vals) / n
-  std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else None
-  return {"mean": mean, "std": std, "per_seed": vals}
+stat = _common.seed_stat
 
 
 def _config_without_seed(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,12 +113,8 @@ def summarize(runs: Sequence[Mapping[str, Any]], reference: str = "cam") -> dict
   return out
 
 
-def _pm(s: Mapping[str, Any], digits: int = 1) -> str:
-  if s["mean"] is None:
-    return "n/a"
-  if s["std"] is None:
-    return f"{s['mean']:.{digits}f}"
-  return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+def _pm(s: Mapping[str, Any]) -> str:
+  return _common.pm(s, 1)
 
 
 def markdown(summary: Mapping[str, Any]) -> str:
@@ -162,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = load_runs(args.workdirs, allow_different_configs=args.allow_different_configs)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
-    return 2
+    return _common.EXIT_BAD_INPUT
   summary = summarize(runs, args.reference)
   table = markdown(summary)
   print(table)

@@ -6,7 +6,9 @@ Cross-Entropy: Neural Network Classifier as Mutual Information Estimator"
 
 The public names below are imported lazily (on first attribute access) so that
 ``import infocam_jax`` stays cheap and never pulls in tensorflow-datasets.
-Sub-packages: ``infocam_jax.models``, ``infocam_jax.data``, ``infocam_jax.train``.
+Sub-packages and modules, also imported on first access (``ij.models``):
+``models``, ``data``, ``train``, ``evaluators``, ``estimators``, ``gaussian``,
+``cam``, ``boxes``, ``localization``, ``plotting``, ``io``.
 """
 
 from __future__ import annotations
@@ -57,4 +59,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-__getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__)
+_SUBMODULES = ("models", "data", "train", "evaluators", "estimators", "gaussian", "cam", "boxes",
+               "localization", "plotting", "io")
+
+__getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__, _SUBMODULES)

@@ -1,4 +1,4 @@
-"""``infocam_jax._io``: the JSON writer shared by the training loop and the experiments."""
+"""``infocam_jax.io``: the JSON writer shared by the training loop and the experiments."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from infocam_jax import _io
+from infocam_jax import io as _io
 
 
 def test_write_json_converts_numpy_and_replaces_atomically(tmp_path):

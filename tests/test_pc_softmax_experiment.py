@@ -24,6 +24,8 @@ from experiments import pc_softmax as exp
 from experiments.configs import pc_softmax as configs
 from infocam_jax import data as data_lib
 from infocam_jax import estimators, models
+from infocam_jax.evaluators import classification
+from infocam_jax.train import build
 from infocam_jax.train import steps as steps_lib
 from infocam_jax.train.state import init_train_state
 
@@ -60,7 +62,7 @@ class _Echo:
 
 def test_last_layer_only_trains_the_head_alone():
   inner = models.create_model("resnet_tiny", 4)
-  model = exp.LastLayerOnly(inner, trainable=("fc",))
+  model = models.LastLayerOnly(inner, trainable=("fc",))
   x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype(np.float32)
   y = (np.arange(4) % 4).astype(np.int32)
   variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x))
@@ -96,16 +98,16 @@ def test_weighted_mean_is_the_stratified_estimator():
   labels = np.repeat(np.arange(3), [4, 7, 9])
   values = rng.normal(size=labels.size)
   w = np.array([0.5, 0.3, 0.2])
-  est, se = exp.weighted_mean(values, labels, w)
+  est, se = classification.weighted_mean(values, labels, w)
   means = [values[labels == c].mean() for c in range(3)]
   variances = [values[labels == c].var(ddof=1) / np.sum(labels == c) for c in range(3)]
   assert est == pytest.approx(float(np.dot(w, means)), rel=1e-12)
   assert se == pytest.approx(float(np.sqrt(np.dot(w ** 2, variances))), rel=1e-12)
   # Weights proportional to the class counts: the plain mean.
-  est2, _ = exp.weighted_mean(values, labels, np.array([4, 7, 9]) / 20)
+  est2, _ = classification.weighted_mean(values, labels, np.array([4, 7, 9]) / 20)
   assert est2 == pytest.approx(float(values.mean()), rel=1e-12)
   # Absent classes are dropped and the remaining weights renormalised.
-  est3, _ = exp.weighted_mean(values[labels > 0], labels[labels > 0], w)
+  est3, _ = classification.weighted_mean(values[labels > 0], labels[labels > 0], w)
   assert est3 == pytest.approx((0.3 * means[1] + 0.2 * means[2]) / 0.5, rel=1e-12)
 
 
@@ -118,7 +120,7 @@ def test_classification_metrics_closed_forms():
   prior = counts / counts.sum()
   pred = logits.argmax(-1)
   per_class = [100 * np.mean(pred[labels == c] == c) for c in range(4)]
-  soft = exp.classification_metrics(logits, labels, objective="softmax", prior=prior,
+  soft = classification.classification_metrics(logits, labels, objective="softmax", prior=prior,
                                     class_counts_train=counts)
   assert soft["accuracy"] == pytest.approx(100 * np.mean(pred == labels))
   assert soft["per_class_accuracy"] == pytest.approx(per_class)
@@ -135,7 +137,7 @@ def test_classification_metrics_closed_forms():
   assert soft["mi"]["test_mean"] == pytest.approx(float(np.mean(np.log(4) + pick)), rel=1e-5)
   corr = np.array([np.mean(pick[labels == c] - np.log(prior[c])) for c in range(4)])
   assert soft["mi_prior_corrected"]["estimate"] == pytest.approx(float(prior @ corr), rel=1e-5)
-  pc = exp.classification_metrics(logits, labels, objective="pc_softmax", prior=prior,
+  pc = classification.classification_metrics(logits, labels, objective="pc_softmax", prior=prior,
                                   class_counts_train=counts)
   assert pc["accuracy"] == soft["accuracy"]  # argmax z for both objectives
   log_pc = np.asarray(estimators.pc_log_softmax(logits, prior))[np.arange(20), labels]
@@ -173,12 +175,34 @@ def test_invalid_configs_are_rejected(overrides, message):
 def test_missing_dataset_raises_the_data_module_error(tmp_path, variant, dataset):
   c = configs.get_config(variant)
   c.data.data_dir = str(tmp_path / "tfds")
-  with pytest.raises(data_lib.DatasetUnavailableError) as info:
+  with pytest.raises(ValueError, match="input missing") as info:
     exp.prepare(c, str(tmp_path / "run"))
   msg = str(info.value)
   assert dataset in msg and str(tmp_path / "tfds") in msg  # what, and where it looked
   assert f"tfds build {dataset}" in msg  # how to obtain it
   assert not (tmp_path / "run").exists()
+
+
+def test_paper_configs_never_train_from_scratch_silently(tmp_path):
+  """A config the paper runs with pretrained weights fails with where to get them ..."""
+  c = configs.get_config("cub")
+  assert c.model.pretrained.endswith("resnet50-0676ba61.pth")
+  c.model.pretrained = str(tmp_path / "resnet50-0676ba61.pth")
+  c.data.data_dir = str(tmp_path / "tfds")
+  with pytest.raises(ValueError, match="input missing") as info:
+    exp.prepare(c, str(tmp_path / "run"))
+  msg = str(info.value)
+  assert "Pretrained weights for resnet50 not found" in msg and "download.pytorch.org" in msg
+  assert "--config.model.pretrained=none" in msg
+  # ... unless the user says so: "none" is from scratch (no weights file looked for).
+  c.model.pretrained = "none"
+  with pytest.raises(ValueError) as info:
+    exp.prepare(c, str(tmp_path / "run"))
+  assert "Pretrained" not in str(info.value) and "caltech_birds2011" in str(info.value)
+  assert build.initial_variables(c, 200) is None
+  from experiments.configs import paper
+  for variant in paper.VARIANTS:  # every WSOL paper run starts from torchvision weights
+    assert paper.get_config(variant).model.pretrained.endswith(".pth"), variant
 
 
 @pytest.mark.slow
@@ -189,8 +213,8 @@ def test_missing_dataset_cli_exits_with_the_message(tmp_path):
        "--config=experiments/configs/pc_softmax.py:mnist", f"--workdir={tmp_path / 'run'}",
        f"--config.data.data_dir={tmp_path / 'tfds'}"],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 3, proc.stderr[-3000:]
-  assert "dataset 'mnist' is not available" in proc.stderr
+  assert proc.returncode == 2, proc.stderr[-3000:]  # the README's table: 2 = missing data
+  assert proc.stderr.startswith("error: ") and "mnist" in proc.stderr
   assert "tfds build mnist" in proc.stderr and str(tmp_path / "tfds") in proc.stderr
   assert "Traceback" not in proc.stderr
   assert not (tmp_path / "run" / "results.json").exists()
@@ -324,7 +348,7 @@ def _check_independent_evaluation(config, workdir, results):
   pipe = data_lib.make_pipeline(source, batch_size=80, train=False, image_size=32, seed=0)
   batch = pipe.get_batch(0)
   assert batch["mask"].all()
-  model = models.create_model(config.model.arch, K, **exp.model_options(config))
+  model = models.create_model(config.model.arch, K, **build.model_options(config))
   logits = np.asarray(jax.jit(model.apply)(variables, batch["image"])[0])
   pred = logits.argmax(-1)
   per_class = [100 * np.mean(pred[batch["label"] == c] == c) for c in range(K)]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,11 +14,24 @@ import numpy as np
 import pytest
 
 from experiments import synthetic_mi as sm
+from experiments.configs import synthetic_mi as configs
 from infocam_jax.models.mlp import MLP
+from infocam_jax.train import optim
 
-# Tiny sizes (seconds): one dimension, both settings, both objectives.
-TINY = ["--quick", "--dims", "2", "--train-per-class", "100", "--epochs", "3", "--batch-size", "50",
-        "--mc-samples", "20000", "--no-progress", "--workers", "1"]
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny(**overrides):
+  """Tiny sizes (seconds): one dimension, both settings, both objectives."""
+  c = configs.get_config("quick")
+  c.update(dict(dims="2", train_per_class=100, epochs=3, batch_size=50, mc_samples=20000))
+  c.update(overrides)
+  return sm.study_config(c)
+
+
+def rows_of(cfg, path, workers=1):
+  return sm.study(cfg, output=str(path), workers=workers, progress=False)["rows"]
+
 REQUIRED_KEYS = {"dim", "balanced", "objective", "true_mi", "true_mi_test", "estimate", "stderr",
                  "accuracy"}
 TIMING_KEYS = {"runtime_s", "ground_truth_runtime_s"}
@@ -24,10 +40,11 @@ TIMING_KEYS = {"runtime_s", "ground_truth_runtime_s"}
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
   out = tmp_path_factory.mktemp("synthetic_mi") / "rows.json"
-  returned = sm.main(TINY + ["--output", str(out)])
+  returned = sm.study(tiny(), output=str(out), workers=1, progress=False)
   with open(out) as f:
-    rows = json.load(f)
-  return returned, rows, out
+    record = json.load(f)
+  assert record["quick"] is True and record["experiment"] == "synthetic_mi"
+  return returned["rows"], record["rows"], out
 
 
 def test_figure_written_next_to_the_json(tiny_run):
@@ -61,6 +78,8 @@ def test_smoke_json_rows(tiny_run, capsys):
     assert r["n_train"] == (500 if r["balanced"] else 750)
     assert r["n_val"] == r["n_test"] == (100 if r["balanced"] else 150)
   assert json.loads(json.dumps(returned)) == rows
+  assert sm.default_output(tiny()) == os.path.join("runs", "synthetic_mi_quick.json")
+  assert sm.default_output(tiny(quick=False)) == os.path.join("runs", "synthetic_mi.json")
 
 
 def test_failure_reading_differs_by_the_closed_form(tiny_run):
@@ -85,24 +104,22 @@ def test_markdown_table_and_summary(tiny_run):
   assert "Target rows" in text and "log K" in text
 
 
-def test_same_seed_same_numbers(tiny_run):
+def test_same_seed_same_numbers(tiny_run, tmp_path):
   """Same seed, same rows — also from two worker processes (each dimension in its own)."""
   _, rows, _ = tiny_run
-  argv = list(TINY)
-  argv[argv.index("--dims") + 1], argv[argv.index("--workers") + 1] = "1,2", "2"
-  both = sm.main(argv)
+  both = rows_of(tiny(dims="1,2"), tmp_path / "both.json", workers=2)
   again = [r for r in both if r["dim"] == 2]
   assert [r["dim"] for r in both] == [1] * 5 + [2] * 5
   assert all(r["config"]["dims"] == [1, 2] or r["config"]["dims"] == (1, 2) for r in again)
   strip = lambda rs: [{k: ({**v, "dims": None} if k == "config" else v) for k, v in r.items()
                        if k not in TIMING_KEYS} for r in rs]
   assert json.loads(json.dumps(strip(again))) == strip(rows)  # bitwise: floats compared exactly
-  other = sm.main(TINY + ["--seed", "1"])
+  other = rows_of(tiny(seed=1), tmp_path / "other.json")
   assert [r["estimate"] for r in other] != [r["estimate"] for r in rows]
 
 
 def test_splits_have_exact_counts_and_are_disjoint():
-  cfg, _ = sm.parse_args(TINY)  # the smoke run's sizes: compiled functions are reused
+  cfg = tiny()  # the smoke run's sizes: compiled functions are reused
   data = sm.make_data(cfg, 2, jax.random.key(7, impl="rbg"))
   for setting, balanced in (("balanced", True), ("imbalanced", False)):
     d = data[setting]
@@ -122,7 +139,7 @@ def test_splits_have_exact_counts_and_are_disjoint():
 
 
 def test_learning_rate_schedule():
-  schedule = jax.jit(sm.learning_rate, static_argnums=(3, 4))
+  schedule = jax.jit(optim.warmup_cosine_decay, static_argnums=(3, 4))
   lr = lambda s: float(schedule(jnp.int32(s), jnp.int32(10), jnp.int32(110), 1e-3, 0.01))
   assert lr(0) == pytest.approx(1e-4) and lr(9) == pytest.approx(1e-3)
   assert lr(10) == pytest.approx(1e-3) and lr(60) == pytest.approx(0.5 * (1e-3 + 1e-5))
@@ -143,8 +160,26 @@ def test_mlp_architecture():
     model.apply(params, jnp.ones((7, 10), jnp.int32))
 
 
-@pytest.mark.parametrize("argv", [["--dims", "0"], ["--dims", "a"], ["--settings", "both"],
-                                  ["--objectives", "ce"], ["--epochs", "0"], ["--lr", "-1"]])
-def test_cli_rejects_bad_arguments(argv, capsys):
-  with pytest.raises(SystemExit):
-    sm.parse_args(argv)
+@pytest.mark.parametrize("override", [{"dims": "0"}, {"dims": "a"}, {"settings": "both"},
+                                      {"objectives": "ce"}, {"epochs": 0},
+                                      {"learning_rate": -1.0}])
+def test_bad_config_fields_are_named(override):
+  key = next(iter(override))
+  with pytest.raises(ValueError, match=f"config.{key}"):
+    tiny(**override)
+
+
+def test_cli_bad_input_is_one_line_and_status_2(tmp_path):
+  """A typo in an override: one error line, exit status 2, nothing written; --help exits 0."""
+  run = lambda *a: subprocess.run([sys.executable, "-m", "experiments.synthetic_mi", *a],
+                                  cwd=REPO, capture_output=True, text=True, timeout=120,
+                                  env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  out = tmp_path / "x.json"
+  proc = run("--config.epochz=3", f"--output={out}")
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+  assert proc.stderr.startswith("error: ") and "epochs" in proc.stderr  # the suggestion
+  proc = run("--config.dims=0", f"--output={out}")
+  assert proc.returncode == 2 and "config.dims" in proc.stderr and not out.exists()
+  proc = run("--help")
+  assert proc.returncode == 0 and "--config.train_per_class=10000" in proc.stdout
+  assert "--output" in proc.stdout and "always written" in proc.stdout

@@ -23,7 +23,8 @@ _CODE = r"""
 import json
 import jax, jax.numpy as jnp, numpy as np
 from infocam_jax import models
-from infocam_jax.train import optim, parallel, state as st, steps, synthetic
+from infocam_jax.data import arrays as synthetic
+from infocam_jax.train import optim, parallel, state as st, steps
 from infocam_jax.train.loop import evaluate_classification
 
 assert jax.device_count() == 8, jax.devices()

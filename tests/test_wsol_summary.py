@@ -57,9 +57,14 @@ def test_mean_std_and_paired_differences_match_numpy(tmp_path):
   assert "| infocam |" in s["markdown"] and "± " in s["markdown"]
 
 
-def test_single_run_has_no_std_and_missing_metric_gives_none():
-  assert wsol_summary.stat([3.0]) == {"mean": 3.0, "std": None, "per_seed": [3.0]}
-  assert wsol_summary.stat([1.0, None])["mean"] is None
+def test_single_run_has_no_std_and_a_missing_metric_is_left_out_and_counted():
+  assert wsol_summary.stat([3.0]) == {"mean": 3.0, "std": None, "per_seed": [3.0], "missing": 0}
+  s = wsol_summary.stat([1.0, None, 4.0])
+  assert (s["mean"], s["missing"]) == (2.5, 1) and s["std"] == pytest.approx(2.1213203435596424)
+  assert wsol_summary.stat([None, None]) == {"mean": None, "std": None,
+                                             "per_seed": [None, None], "missing": 2}
+  assert wsol_summary._pm(s) == "2.5 ± 2.1 (1 missing)" and wsol_summary._pm(
+      wsol_summary.stat([None])) == "-"
 
 
 def test_bad_inputs_are_named(tmp_path):

@@ -24,7 +24,9 @@ Variants:
 * ``cub``: imbalanced CUB-200-2011 (paper-spec §3.3: training 10 images per
   odd-numbered class and 30 per even-numbered one, 3,997; test = the official
   val.txt with 5 / 15, 1,996), ResNet-50 from torchvision ImageNet weights
-  (``--config.model.pretrained=/path/to/resnet50-*.pth``), fine-tuned end to
+  (``--config.model.pretrained=/path/to/resnet50-*.pth``; default: torchvision's
+  download cache, a missing file is reported with where to get it,
+  ``=none`` trains from scratch on purpose), fine-tuned end to
   end at 224 (base lr 0.001, layer4 + fc at 10x, SGD momentum 0.9 Nesterov,
   weight decay 1e-4, 2,810 steps of 64 with x0.1 every 936 steps, as the
   paper's schedule), bf16 compute.
@@ -48,6 +50,8 @@ MNIST and CUB must be prepared once with TensorFlow (``tfds build mnist
 ``--config.data.data_dir``; without them the run stops with the data module's
 message (what is missing, where it looked, how to obtain it).
 """
+
+import os
 
 from infocam_jax.train.config import default_train_config
 
@@ -173,7 +177,10 @@ def _cub(last_layer_only: bool):
   c.model.arch = "resnet50"
   c.model.layer4_stride = 2
   c.model.dtype = "bfloat16"
-  c.model.pretrained = ""  # torchvision ImageNet weights file: required in practice
+  # torchvision's ImageNet weights: a missing file is an error that says where to get it;
+  # --config.model.pretrained=none trains from scratch on purpose.
+  c.model.pretrained = os.path.join("~", ".cache", "torch", "hub", "checkpoints",
+                                    "resnet50-0676ba61.pth")
   c.model.last_layer_only = last_layer_only
   c.data.name = "caltech_birds2011"
   c.data.train_split = "imbalanced_train"

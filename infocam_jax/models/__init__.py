@@ -6,6 +6,7 @@
 * ``load_torchvision_weights(path, arch, num_classes=None, *, key=None, ...)`` -> Flax
   variables; ``to_torchvision_state_dict`` / ``save_torchvision_weights`` the inverse.
 * ``MLP`` (``infocam_jax.models.mlp``): the synthetic-experiment network.
+* ``LastLayerOnly(model, trainable=head_names(arch))``: a frozen backbone, only the head learns.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from infocam_jax.models.factory import (
     head_weights,
     valid_adl_positions,
 )
+from infocam_jax.models.frozen import LastLayerOnly, head_names
 from infocam_jax.models.layers import ADL, BatchNorm
 from infocam_jax.models.mlp import MLP
 from infocam_jax.models.resnet import ResNet
@@ -35,12 +37,14 @@ __all__ = [
     "ADL",
     "ARCHS",
     "BatchNorm",
+    "LastLayerOnly",
     "MLP",
     "ResNet",
     "VGGGAP",
     "arch_family",
     "convert_torchvision_state_dict",
     "create_model",
+    "head_names",
     "head_param_mask",
     "head_weights",
     "load_torchvision_weights",

@@ -59,8 +59,8 @@ _EXPORTS: dict[str, str] = {
     "MetricWriter": "writers",
     "read_metrics": "writers",
 }
-_SUBMODULES = ("checkpoint", "config", "loop", "optim", "parallel", "state", "steps",
-               "synthetic", "writers")
+_SUBMODULES = ("build", "checkpoint", "config", "loop", "optim", "parallel", "state", "steps",
+               "writers")
 
 __all__ = sorted(_EXPORTS)
 

@@ -46,7 +46,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
-from infocam_jax import _io as io
+from infocam_jax import io
 from infocam_jax.train.state import state_checksums
 
 PyTree = Any
@@ -265,7 +265,7 @@ def export_variables(directory: str | os.PathLike, variables: Mapping[str, PyTre
   """Writes ``{params, batch_stats}`` and ``export.json`` to ``directory``.
 
   ``metadata`` should name the model (``arch``, ``num_classes``, model options,
-  class prior, ...) so that ``load_exported`` can rebuild it. Overwrites.
+  class prior, ...) so that ``train.build.load_for_evaluation`` can rebuild it. Overwrites.
   """
   directory = os.path.abspath(os.fspath(directory))
   os.makedirs(directory, exist_ok=True)

@@ -158,6 +158,10 @@ TRAIN_SCHEMA: dict[str, Any] = {
     },
 }
 
+class ConfigMismatchError(ValueError):
+  """A run directory holds a run with a different (training) config: resuming it is refused."""
+
+
 # Fields that may change between a run and its resumption (everything else must match).
 RESUME_MUTABLE = frozenset({
     "num_train_steps", "num_epochs", "log_every_steps", "eval_every_steps",

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 import jax
 import numpy as np
 
-from infocam_jax import _io as io
+from infocam_jax import io
 from infocam_jax.train import checkpoint as ckpt_lib
 from infocam_jax.train.checkpoint import to_host as checkpoint_host
 from infocam_jax.train import config as config_lib
@@ -157,7 +157,8 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
         export_metadata: Mapping[str, Any] | None = None,
         initial_variables: Mapping[str, PyTree] | None = None,
         echo: Callable[[str], None] | None = None,
-        stop_requested: Callable[[], bool] | None = None) -> FitResult:
+        stop_requested: Callable[[], bool] | None = None,
+        evaluation_fields: frozenset[str] = frozenset()) -> FitResult:
   """Trains (or resumes) a run in ``workdir`` and exports the final variables.
 
   Args:
@@ -179,6 +180,8 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
     stop_requested: polled once per step (one process only); True acts like a
       SIGTERM: checkpoint after this step, stop, ``FitResult.interrupted``. For
       drivers that run ``fit`` in worker processes (``experiments.pc_softmax``).
+    evaluation_fields: dotted config keys (``"wsol.*"`` for a whole section)
+      that only the evaluation reads: a resumed run may differ in them.
   """
   t_start = time.time()
   workdir = os.path.abspath(os.fspath(workdir))
@@ -222,10 +225,11 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
   restored = store.restore(par.abstract_state(jax.eval_shape(init_fn)))
   if restored is not None:
     if restored.config is not None:
-      diffs = config_lib.config_differences(restored.config, cfg_dict)
+      diffs = config_lib.config_differences(
+          restored.config, cfg_dict, mutable=config_lib.RESUME_MUTABLE | evaluation_fields)
       if diffs:
         store.close()
-        raise ValueError(
+        raise config_lib.ConfigMismatchError(
             f"{workdir} holds a run with a different config; refusing to resume it with:\n  "
             + "\n  ".join(diffs) + "\nUse a new --workdir (or restore the original values).")
     state = par.put_state(restored.state)

@@ -86,6 +86,24 @@ def make_schedule(name: str, learning_rate: float, *, total_steps: int,
   raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {name!r}.")
 
 
+def warmup_cosine_decay(step: jax.Array, warmup_steps: jax.Array, total_steps: jax.Array,
+                        peak: float, final_fraction: float) -> jax.Array:
+  """Linear warm-up to ``peak``, then cosine decay to ``peak * final_fraction``.
+
+  Unlike ``make_schedule`` (an optax schedule of Python step counts), the
+  step counts here may be traced values, so one compiled training epoch serves
+  runs of different lengths (the synthetic MI study's settings).
+
+  >>> float(warmup_cosine_decay(jnp.int32(0), 2, 10, 1.0, 0.0))
+  0.5
+  """
+  step = step.astype(jnp.float32)
+  warm = peak * (step + 1) / jnp.maximum(warmup_steps, 1)
+  progress = jnp.clip((step - warmup_steps) / jnp.maximum(total_steps - warmup_steps, 1), 0, 1)
+  cosine = peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + jnp.cos(jnp.pi * progress)))
+  return jnp.where(step < warmup_steps, warm, cosine)
+
+
 def sgd_torch(learning_rate: float | optax.Schedule, *, momentum: float = 0.9,
               nesterov: bool = True, weight_decay: float = 0.0) -> optax.GradientTransformation:
   """``torch.optim.SGD`` semantics (L2 decay added to the gradient, all params)."""

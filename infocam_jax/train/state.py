@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from typing import Any, Callable
+from typing import Any
 
 import flax
 import jax
@@ -127,7 +127,3 @@ def count_params(params: PyTree) -> int:
   """Total number of scalar parameters."""
   return int(sum(np.prod(np.shape(x)) for x in jax.tree_util.tree_leaves(params)))
 
-
-def tree_map_with_names(fn: Callable[[str, Any], Any], tree: PyTree) -> PyTree:
-  """``tree_map`` whose function also receives the leaf's ``a/b/c`` path."""
-  return jax.tree_util.tree_map_with_path(lambda p, x: fn(_path_str(p), x), tree)

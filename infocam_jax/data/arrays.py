@@ -1,4 +1,4 @@
-"""In-memory sources and deterministic batch pipelines (tests, benchmarks, smoke).
+"""In-memory sources and deterministic batch pipelines (tests, benchmarks, smoke, caching).
 
 ``ArrayPipeline`` implements the data contract the training loop consumes (the
 same one ``infocam_jax.data.make_pipeline`` provides):
@@ -18,6 +18,9 @@ num_shards``), so the global batch does not depend on the number of processes.
 ``synthetic_source`` generates a small localisation set: each image is noise
 plus one filled rectangle whose colour and texture identify the class; the
 rectangle is the ground-truth box (inclusive pixel corners).
+
+``CachedSource`` keeps a real source's examples decoded (and resized) in
+memory, so small datasets are decoded once rather than once per epoch.
 """
 
 from __future__ import annotations
@@ -25,12 +28,12 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
+from collections.abc import Sequence
 from typing import Any, Iterator
 
 import numpy as np
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+from infocam_jax.data import transforms
 
 
 @dataclasses.dataclass
@@ -94,7 +97,8 @@ def synthetic_source(num_examples: int = 256, *, num_classes: int = 4, image_siz
     patch = colours[y][None, None, :] * (0.75 + 0.25 * stripes[..., None])
     images[i][inside] = patch[inside]
     boxes[i, 0] = (x0, y0, x0 + w - 1, y0 + h - 1)
-  images = (images - IMAGENET_MEAN) / IMAGENET_STD
+  images = ((images - np.asarray(transforms.IMAGENET_MEAN, np.float32))
+            / np.asarray(transforms.IMAGENET_STD, np.float32))
   return ArraySource(image=images.astype(np.float32), label=labels.astype(np.int32),
                      bbox=boxes, bbox_mask=np.ones((num_examples, 1), bool),
                      num_classes=num_classes)
@@ -200,3 +204,40 @@ def _prefetch(it: Iterator[Any], size: int) -> Iterator[Any]:
       yield item
   finally:
     stop.set()
+
+
+class CachedSource(Sequence):
+  """A source's examples decoded once and kept in memory, resized as the pipeline would.
+
+  ``cached[i]`` is ``source[i]`` with its image converted to ``channels`` and
+  resized to ``size`` x ``size`` by the pipeline's own transforms, so a pipeline
+  with ``resize_size=size`` and the same ``channels`` finds nothing left to do
+  and produces bit-identical batches; only the PNG/JPEG decoding and resizing
+  per epoch are saved. ``labels``/``class_counts``/``num_classes`` pass through.
+
+  Example::
+
+    src = CachedSource(data.load_source("imbalanced_digits", "train"), size=28, channels=1)
+  """
+
+  def __init__(self, source: Any, *, size: int, channels: int):
+    self.source = source
+    self.num_classes = source.num_classes
+    self.class_names = tuple(source.class_names)
+    self.labels = np.asarray(source.labels, np.int64)
+    self.class_counts = np.asarray(source.class_counts, np.int64)
+    self.name, self.split = source.name, source.split
+    self._examples = []
+    for i in range(len(source)):
+      ex = dict(source[i])
+      ex["image"] = transforms.resize(transforms.to_channels(ex["image"], channels), size, size)
+      self._examples.append(ex)
+
+  def __len__(self) -> int:
+    return len(self._examples)
+
+  def __getitem__(self, i):
+    return self._examples[i]
+
+  def __repr__(self) -> str:
+    return f"CachedSource({self.source!r})"

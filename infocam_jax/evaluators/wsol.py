@@ -1,4 +1,4 @@
-r"""CAM / infoCAM localisation evaluation of a trained backbone (used by ``experiments.wsol``).
+r"""CAM / infoCAM localisation evaluation of a trained backbone (``experiments.wsol`` is its CLI).
 
 One forward pass per batch gives the logits and the feature map; every map
 (CAM, the infoCAM variants, Grad-CAM) is formed from those same features, and
@@ -32,6 +32,14 @@ IoU), and the test metrics are read at that threshold (``*_val_selected``).
 test split, which maximise over thresholds *on test* by definition (Choe et
 al. 2020); ``top1_loc`` / ``gt_known_loc`` are read at the fixed threshold
 ``loc_threshold`` (0.2, the official ``--cam-thr``).
+
+Example::
+
+  settings = wsol.Settings.from_config(config, dataset="cluttered_digits")
+  ev = wsol.evaluate(model, variables, val_pipe, test_pipe, settings,
+                     class_prior=prior, splits=("validation", "test"))
+  results = wsol.results_record(ev, settings, selection=..., dataset=...)
+  print(wsol.report(results, workdir))
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
@@ -125,11 +134,11 @@ def parse_names(text: str, known: Sequence[str], field: str) -> tuple[str, ...]:
 
 
 def threshold_grid(protocol: str, step: float) -> np.ndarray:
-  """Map thresholds: the official 0.05 grid for "paper", ``arange(0, 1, step)`` otherwise."""
+  """Map thresholds: the protocol's own grid for "paper" (official 0.05), else ``arange(0, 1, step)``."""
+  start, stop, paper_step = localization.PROTOCOLS[protocol].default_thresholds
   if protocol == "paper":
-    step = 0.05
-  grid = np.arange(0.0, 1.0, step)
-  return np.round(grid, 10)
+    step = paper_step
+  return np.round(np.arange(start, stop, step), 10)
 
 
 def resolve_paper_gt(setting: str, dataset: str) -> str:
@@ -477,7 +486,6 @@ def write_figures(workdir: str, val: SplitEvaluation, test: SplitEvaluation,
                   evaluators: Mapping[str, localization.BoxAccuracy], methods: Sequence[str],
                   image_size: int) -> list[str]:
   """The localisation grid (test images) and the threshold curves; returns the paths."""
-  import os  # pylint: disable=g-import-not-at-top
   from infocam_jax import plotting  # pylint: disable=g-import-not-at-top
   paths = []
   fig = test.figure
@@ -536,4 +544,185 @@ def format_table(summary: Mapping[str, Mapping[str, Any]], protocol: str,
       cells.append(("-" if v is None else (f"{v:.2f}" if key == "val_threshold" else f"{v:.1f}"))
                    .rjust(14))
     lines.append(n.ljust(width) + "".join(cells))
+  return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------
+# One evaluation of a trained model: settings, the two passes, the record.
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """What a WSOL evaluation depends on besides the model (``config.wsol`` + image sizes)."""
+  methods: tuple[str, ...]
+  protocols: tuple[str, ...]  # the first is the primary protocol
+  region_size: int
+  image_size: int
+  resize_size: int
+  threshold_step: float
+  loc_threshold: float
+  paper_gt: str  # resolved GT transform of the paper protocol
+  loss: str
+  num_figure_images: int = 0
+
+  @classmethod
+  def from_config(cls, config: Any, dataset: str) -> "Settings":
+    w = config.wsol
+    size = int(config.data.image_size)
+    return cls(methods=parse_names(w.methods, tuple(METHODS), "config.wsol.methods"),
+               protocols=parse_names(w.protocols, PROTOCOLS, "config.wsol.protocols"),
+               region_size=int(w.region_size), image_size=size,
+               resize_size=int(config.data.resize_size or size),
+               threshold_step=float(w.threshold_step), loc_threshold=float(w.loc_threshold),
+               paper_gt=resolve_paper_gt(w.paper_gt, dataset), loss=config.loss,
+               num_figure_images=int(w.num_figure_images))
+
+  @property
+  def gt_transforms(self) -> dict[str, str]:
+    return {p: (self.paper_gt if p == "paper" else "exact") for p in self.protocols}
+
+  def evaluators(self) -> dict[str, localization.BoxAccuracy]:
+    return make_evaluators(self.protocols, image_size=self.image_size,
+                           threshold_step=self.threshold_step, loc_threshold=self.loc_threshold)
+
+
+@dataclasses.dataclass
+class Evaluation:
+  """Both passes of one evaluation and the selected-threshold summary."""
+  val: SplitEvaluation
+  test: SplitEvaluation
+  summary: dict[str, dict[str, Any]]  # protocol -> name -> metrics (percent)
+  evaluators: dict[str, localization.BoxAccuracy]
+
+
+def figure_indices(num_test: int, count: int) -> list[int]:
+  """A fixed sample of test positions for the figure (seed 0, independent of the run seed)."""
+  if count <= 0 or num_test <= 0:
+    return []
+  return sorted(np.random.default_rng(0).permutation(num_test)[:count].tolist())
+
+
+def evaluate(model: Any, variables: Any, val_pipeline: Any, test_pipeline: Any,
+             settings: Settings, *, class_prior: np.ndarray, num_classes: int,
+             splits: tuple[str, str] = ("validation", "test"),
+             progress: bool = True) -> Evaluation:
+  """One ordered pass over each split; thresholds chosen on the first (validation).
+
+  ``variables`` are placed on the first local device; every method's map
+  comes from one forward pass per batch (``make_forward``).
+  """
+  evaluators = settings.evaluators()
+  forward = make_forward(model, settings.methods, settings.region_size, settings.image_size)
+  variables = jax.device_put(variables, jax.local_devices()[0])
+  common = dict(methods=settings.methods, evaluators=evaluators,
+                gt_transforms=settings.gt_transforms, resize_size=settings.resize_size,
+                image_size=settings.image_size, loss=settings.loss,
+                class_prior=np.asarray(class_prior, np.float64), num_classes=num_classes,
+                progress=progress)
+  val = evaluate_split(forward, variables, val_pipeline, split=splits[0], **common)
+  test = evaluate_split(
+      forward, variables, test_pipeline, split=splits[1],
+      figure_indices=figure_indices(test_pipeline.num_examples, settings.num_figure_images),
+      **common)
+  return Evaluation(val=val, test=test, summary=summarize(val, test, evaluators),
+                    evaluators=evaluators)
+
+
+SELECTION_NOTES = {
+    "threshold_rule": ("per method and protocol, the first maximiser of the validation curve "
+                       "of V1 box accuracy at IoU 0.5 (V2: one threshold per IoU); test metrics "
+                       "at that threshold are the *_val_selected keys"),
+    "definitional_max_over_test": ("max_box_acc and max_box_acc_v2 maximise over thresholds "
+                                   "on the test split by definition (Choe et al. 2020)"),
+}
+
+
+def results_record(ev: Evaluation, settings: Settings, *, selection: dict[str, Any],
+                   dataset: dict[str, Any], official_method: str = "",
+                   paper_top1_loc: float = 0.0) -> dict[str, Any]:
+  """The evaluation part of ``results.json`` (methods, protocols, notes, selection, dataset)."""
+  primary = settings.protocols[0]
+  summary = ev.summary
+  selection = dict(selection, threshold_selected_on=ev.val.split, **SELECTION_NOTES,
+                   fixed_threshold=("top1_loc and gt_known_loc are read at loc_threshold="
+                                    f"{settings.loc_threshold:g} (the official --cam-thr)"),
+                   test_split=ev.test.split)
+  comparison = None
+  if official_method and "paper" in summary and official_method in summary["paper"]:
+    r = summary["paper"][official_method]
+    comparison = {
+        "method": official_method, "protocol": "paper", "top1_loc": r["top1_loc"],
+        "gt_known_loc": r["gt_known_loc"], "top1_cls": r["top1_cls"],
+        "top1_loc_val_selected": r["top1_loc_val_selected"],
+        "paper_top1_loc": float(paper_top1_loc) or None,
+        "note": ("the official script's CAM flags evaluate this method; the paper's number "
+                 "(paperswithcode) does not state which backbone/ADL configuration produced it")}
+  gt = settings.gt_transforms
+  return {
+      "primary_protocol": primary,
+      "methods": summary[primary],
+      "baselines": {b: summary[primary][b] for b in BASELINES},
+      "protocols": summary,
+      "protocol_notes": {p: {"protocol": PROTOCOL_NOTES[p], "gt_boxes": PAPER_GT_NOTES[gt[p]],
+                             "gt_transform": gt[p],
+                             "cam_thresholds": f"{len(ev.evaluators[p].cam_thresholds)} values "
+                             f"in [0, 1), step {ev.evaluators[p].cam_thresholds[1]:g}"}
+                         for p in settings.protocols},
+      "method_notes": {**{m: METHODS[m].description for m in settings.methods},
+                       **BASELINES, "region_size": settings.region_size},
+      "classification": {"val": ev.val.classification, "test": ev.test.classification},
+      "paper_comparison": comparison,
+      "selection": selection,
+      "dataset": dict(dataset, num_val=ev.val.num_images, num_test=ev.test.num_images,
+                      image_size=settings.image_size, resize_size=settings.resize_size),
+  }
+
+
+def headline_metrics(results: Mapping[str, Any]) -> dict[str, float]:
+  """Flat ``test/...`` scalars of a results record (for ``metrics.jsonl``)."""
+  primary = results["protocols"][results["primary_protocol"]]
+  flat = {f"test/{k}": v for k, v in results["classification"]["test"].items() if k != "count"}
+  for m in ("cam", "infocam", "centre_box"):
+    if m in primary:
+      for k in ("top1_loc", "gt_known_loc", "max_box_acc", "max_box_acc_v2",
+                "max_box_acc_val_selected"):
+        if primary[m][k] is not None:
+          flat[f"test/{m}/{k}"] = primary[m][k]
+  return flat
+
+
+def report(results: Mapping[str, Any], outdir: str) -> str:
+  """The printed summary: tables per protocol, selection, figures."""
+  ds, sel = results["dataset"], results["selection"]
+  cls = results["classification"]["test"]
+  names = list(results["methods"])
+  lines = ["", f"WSOL results: {ds['name']} '{ds['test_split']}' split ({ds['num_test']:,} "
+           f"images), top-1 classification {cls['accuracy']:.2f}% (mean per class "
+           f"{cls['mean_per_class_accuracy']:.2f}%).",
+           f"Checkpoint: {sel['checkpoint']} (step {sel['step']}): {sel['rule']}.",
+           f"Thresholds chosen on the '{sel['threshold_selected_on']}' split ({ds['num_val']:,} "
+           "images), never on test: '@val' columns are test metrics at that threshold; "
+           "'@.2' at the fixed official 0.2;",
+           "* MaxBoxAcc / MaxBoxAccV2 maximise over thresholds on test by definition."]
+  for p in results["protocols"]:
+    notes = results["protocol_notes"][p]
+    lines += ["", f"[{p} protocol] {notes['protocol']}.", f"GT boxes: {notes['gt_boxes']}.",
+              format_table(results["protocols"], p, names)]
+  comp = results.get("paper_comparison")
+  if comp:
+    paper = (f" (paper: {comp['paper_top1_loc']:.2f})" if comp.get("paper_top1_loc") else "")
+    lines += ["", f"Paper comparison: {comp['method']} (the official script's flags), paper "
+              f"protocol: Top-1 Loc@0.2 {comp['top1_loc']:.2f}{paper}, GT-known Loc@0.2 "
+              f"{comp['gt_known_loc']:.2f}, Top-1 Cls {comp['top1_cls']:.2f}."]
+  figs = results.get("figures") or []
+  lines += ["", f"Results: {os.path.join(outdir, 'results.json')} (curves: "
+            f"{os.path.join(outdir, results['curves_file'])})"]
+  if figs:
+    lines.append("Figures: " + ", ".join(os.path.join(outdir, f) for f in figs))
+  wall = results["wall_time_s"]
+  if wall.get("total_s") is not None:
+    lines.append(f"Wall time {wall['total_s']:.0f} s (CPU {results['cpu_time_s']['total_s']:.0f} "
+                 f"s) on {results['device']['device_count']} {results['device']['platform']} "
+                 "device(s).")
   return "\n".join(lines)

@@ -1,0 +1,290 @@
+"""What every experiment's command line shares: flags, config loading, errors, exit statuses.
+
+Exit statuses (the same in every experiment, listed in the README):
+
+====  =====================================================================
+0     finished (or ``--help``)
+1     a bug: an unexpected exception (traceback printed)
+2     bad input: an unknown or invalid flag or config field, a missing config
+      file or variant, a run directory holding another training config, a
+      missing dataset or weights file (one ``error:`` message, no traceback)
+75    stopped early by SIGTERM/SIGINT after checkpointing: re-run the same
+      command to continue (sysexits.h ``EX_TEMPFAIL``)
+====  =====================================================================
+
+Example (an experiment's ``__main__``)::
+
+  if __name__ == "__main__":
+    _common.main(run, doc=__doc__, default_config=DEFAULT_CONFIG, schema=SCHEMA)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 75
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+class UsageError(ValueError):
+  """A person's mistake (bad flag, config, missing input): one message, exit status 2."""
+
+
+class Interrupted(Exception):
+  """Stopped early on request after checkpointing: exit status 75 (re-run to continue)."""
+
+
+def fail(message: str) -> None:
+  """Prints ``error: message`` (and where to get help) to stderr and exits with status 2."""
+  prog = os.path.basename(sys.argv[0]) if sys.argv else "experiment"
+  print(f"error: {message.rstrip()}\n(run with --help for the flags and config fields)",
+        file=sys.stderr, flush=True)
+  del prog
+  sys.exit(EXIT_BAD_INPUT)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+  """Exceptions that mean bad input rather than a bug (reported without a traceback)."""
+  from infocam_jax.data import DatasetUnavailableError  # pylint: disable=g-import-not-at-top
+  from infocam_jax.train.config import ConfigMismatchError  # pylint: disable=g-import-not-at-top
+  return (UsageError, DatasetUnavailableError, ConfigMismatchError, FileNotFoundError)
+
+
+def validate(config: Any, schema: Mapping[str, Any],
+             extra: Callable[[Any], Sequence[str]] | None = None) -> None:
+  """UsageError listing every problem: the schema's, then ``extra(config)``'s."""
+  from infocam_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  errors: list[str] = []
+  try:
+    config_lib.validate_config(config, schema)
+  except ValueError as e:
+    errors += [line.strip() for line in str(e).splitlines()[1:]]
+  if not errors and extra is not None:
+    errors += list(extra(config))
+  if errors:
+    raise UsageError("Invalid config:\n  " + "\n  ".join(errors))
+
+
+def open_inputs(config: Any, open_data: Callable[[], Any], *, weights: bool = True) -> Any:
+  """``open_data()`` after checking the pretrained weights file; every missing input at once.
+
+  Raises ``UsageError`` naming each missing dataset / weights file with where
+  it was looked for and how to obtain it.
+  """
+  from infocam_jax.data import DatasetUnavailableError  # pylint: disable=g-import-not-at-top
+  from infocam_jax.train import build  # pylint: disable=g-import-not-at-top
+  missing, data = [], None
+  if weights:
+    try:
+      build.check_pretrained(config)
+    except FileNotFoundError as e:
+      missing.append(str(e))
+  try:
+    data = open_data()
+  except DatasetUnavailableError as e:
+    missing.append(str(e))
+  if missing:
+    raise UsageError("cannot run this config, input missing:\n\n" + "\n\n".join(missing))
+  return data
+
+
+# -- seeds -------------------------------------------------------------------------------
+
+
+def seed_stat(values: Sequence[float | None]) -> dict[str, Any]:
+  """``{"mean", "std", "per_seed", "missing"}`` over seeds: the one rule of every table.
+
+  ``std`` is the sample standard deviation (ddof=1), None for one value.
+  A None among ``values`` (a metric a run could not compute, e.g. the accuracy
+  of a class absent from a split) is left out of mean and std and counted in
+  ``missing``; mean and std are None when every value is missing.
+
+  >>> seed_stat([1.0, 3.0, None])
+  {'mean': 2.0, 'std': 1.4142135623730951, 'per_seed': [1.0, 3.0, None], 'missing': 1}
+  """
+  per_seed = [None if v is None else float(v) for v in values]
+  vals = [v for v in per_seed if v is not None]
+  missing = len(per_seed) - len(vals)
+  if not vals:
+    return {"mean": None, "std": None, "per_seed": per_seed, "missing": missing}
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  arr = np.asarray(vals, np.float64)
+  std = float(arr.std(ddof=1)) if arr.size > 1 else None
+  return {"mean": float(arr.mean()), "std": std, "per_seed": per_seed, "missing": missing}
+
+
+def pm(s: Mapping[str, Any] | None, digits: int = 2) -> str:
+  """``mean ± std`` of a ``seed_stat`` ('-' when missing; '(k missing)' when some are)."""
+  if not s or s.get("mean") is None:
+    return "-"
+  text = (f"{s['mean']:.{digits}f}" if s.get("std") is None
+          else f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}")
+  if s.get("missing"):
+    text += f" ({s['missing']} missing)"
+  return text
+
+
+# -- compilation cache -------------------------------------------------------------------
+
+
+def enable_compilation_cache(default_dir: str) -> str:
+  """Turns on JAX's persistent compilation cache (before anything is compiled).
+
+  Uses ``$JAX_COMPILATION_CACHE_DIR`` / ``jax_compilation_cache_dir`` when set,
+  else ``default_dir``. Runs that share programs (every seed compiles the same
+  steps) load them instead of recompiling. Returns the directory.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  path = jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR")
+  if not path:
+    path = default_dir
+    jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+  return path
+
+
+# -- command line ------------------------------------------------------------------------
+
+
+def define_config_flags(default_config: str, *, workdir_help: str) -> None:
+  """``--config`` (a Python config file, ``path.py:variant``) and the required ``--workdir``."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("workdir", None, workdir_help, required=True)
+  config_flags.DEFINE_config_file(
+      "config", default_config, "Config file (Python, get_config), optionally "
+      "'file.py:variant'; override any field with --config.section.field=value.",
+      lock_config=True)
+
+
+def config_help(config: Any, schema: Mapping[str, Any], prefix: str = "config.") -> list[str]:
+  """One line per config field: name, default value and what it means."""
+  lines: list[str] = []
+  for key, spec in schema.items():
+    if key not in config:
+      continue
+    value = config[key]
+    if isinstance(spec, Mapping):
+      lines += config_help(value, spec, f"{prefix}{key}.")
+    else:
+      lines.append(f"  --{prefix}{key}={value!r}\n      {spec.doc}")
+  return lines
+
+
+def config_variants(default_config: str) -> list[str]:
+  """``file.py:variant`` names offered by the config files next to ``default_config``."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  out = []
+  for name in sorted(os.listdir(CONFIG_DIR)):
+    if not name.endswith(".py") or name.startswith("_"):
+      continue
+    spec = importlib.util.spec_from_file_location(f"_cfg_{name[:-3]}",
+                                                  os.path.join(CONFIG_DIR, name))
+    try:
+      module = importlib.util.module_from_spec(spec)
+      spec.loader.exec_module(module)
+    except Exception:  # pylint: disable=broad-except
+      continue
+    if not hasattr(module, "get_config"):
+      continue
+    variants = getattr(module, "VARIANTS", None)
+    rel = os.path.relpath(os.path.join(CONFIG_DIR, name))
+    out.append(f"  {rel}" + (f"  variants: {', '.join(variants)}" if variants else ""))
+  return out
+
+
+def help_text(doc: str, default_config: str, schema: Mapping[str, Any]) -> str:
+  """``--help``: the module's usage text, the flags, the config files and every field."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  del config_flags
+  usage = doc.split("\n\n", 2)
+  head = "\n\n".join(usage[:2]).strip()
+  flag_lines = []
+  ours = {f.name: f for m, fs in flags.FLAGS.flags_by_module_dict().items()
+          if m == "__main__" or "experiments" in m for f in fs}
+  for name, flag in sorted(ours.items()):
+    if name == "config":
+      continue
+    req = " (required)" if name == "workdir" else ""
+    default = "" if flag.default in (None, "") else f" (default: {flag.default!r})"
+    flag_lines.append(f"  --{name}{req}{default}\n      {flag.help}")
+  flag_lines.append(f"  --config (default: {os.path.relpath(default_config)})\n      Config file "
+                    "(Python, get_config), optionally 'file.py:variant'.")
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location("_default_config", default_config)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  fields = config_help(module.get_config(), schema)
+  return "\n".join([head, "", "Flags:", *flag_lines, "", "Config files:",
+                    *config_variants(default_config), "",
+                    f"Config fields (defaults of {os.path.relpath(default_config)}):", *fields,
+                    "", "Exit status: 0 done, 2 bad input or missing data/weights, 75 stopped "
+                    "early (checkpointed; re-run the same command to continue), 1 a bug."])
+
+
+def flag_error_message(e: BaseException) -> str:
+  """One readable message for an exception raised while reading the flags and the config."""
+  text = str(e).replace("\\n", "\n").replace("\\'", "'")
+  lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+  if any(ln.startswith("Traceback") for ln in lines):  # a config file's own exception
+    lines = [lines[0].rstrip(":"), lines[-1]]
+  if isinstance(e, (KeyError, AttributeError)) and lines and "Did you mean" in text:
+    lines = [f"unknown config field {lines[0].strip(chr(39))!r}: {lines[-1].strip(chr(39))}"]
+  if isinstance(e, OSError):
+    lines = [ln for ln in lines if not ln.startswith("Attempted")]
+  return "bad flag or config: " + " ".join(lines) if not isinstance(e, flags_error()) \
+      else " ".join(lines)
+
+
+def flags_error() -> type[BaseException]:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  return flags.Error
+
+
+def main(run: Callable[[], None], *, define_flags: Callable[[], None], doc: str,
+         default_config: str, schema: Mapping[str, Any] | None) -> None:
+  """Parses the flags (bad input -> one line, status 2; ``--help`` -> status 0), then runs.
+
+  ``run()`` reads ``absl.flags.FLAGS``; it raises ``UsageError`` (or a
+  missing dataset / weights / a foreign run directory) for bad input and
+  ``Interrupted`` after a requested stop.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  argv = list(sys.argv)
+  if any(a in ("-h", "--help", "--helpshort", "--helpfull", "-?") for a in argv[1:]):
+    sys.argv = argv[:1]  # the config flag reads overrides from sys.argv when it is defined
+    define_flags()
+    try:
+      print(help_text(doc, default_config, schema or {}), flush=True)
+    except BrokenPipeError:  # e.g. piped into `head`
+      pass
+    sys.exit(EXIT_OK)
+  try:
+    define_flags()  # ml_collections applies --config.x overrides here already
+    rest = flags.FLAGS(argv)
+    flags.FLAGS.config.keys()  # a config file that failed to load raises here
+  except Exception as e:  # pylint: disable=broad-except
+    # The config file, its variant or an override is wrong: ml_collections raises
+    # AttributeError/KeyError/ValueError/TypeError/IOError from inside the parser.
+    fail(flag_error_message(e))
+  if len(rest) > 1:
+    fail(f"unexpected positional arguments: {rest[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    absl_logging.set_verbosity(absl_logging.WARNING)
+  absl_logging.use_absl_handler()
+  try:
+    run()
+  except Interrupted as e:
+    print(f"Stopped: {e}. Re-run the same command to continue.", file=sys.stderr, flush=True)
+    sys.exit(EXIT_INTERRUPTED)
+  except user_errors() as e:
+    fail(str(e))
+  sys.exit(EXIT_OK)

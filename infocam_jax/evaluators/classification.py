@@ -1,0 +1,166 @@
+"""Classification evaluation: predictions, accuracies and the MI readings of a classifier.
+
+All accuracies are in percent, losses and MI estimates in nats. Prediction is
+``argmax z`` for every objective (PC-softmax changes training only,
+paper-spec §1.2).
+
+Example::
+
+  logits, labels = predict(model, variables, pipeline)          # [N, K] float32, [N]
+  m = classification_metrics(logits, labels, objective="pc_softmax", prior=p,
+                             class_counts_train=counts)
+  m["accuracy"], m["mean_per_class_accuracy"], m["mi"]["estimate"]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from infocam_jax import estimators
+
+_FORWARD: dict[str, Callable] = {}
+
+
+def forward_fn(model: Any) -> Callable:
+  """A jitted ``(variables, images) -> float32 logits``, one per model definition.
+
+  Cached by the module's ``repr`` (its full definition), so the runs of an
+  experiment that share an architecture share one compiled function.
+  """
+  key = repr(model)
+  fn = _FORWARD.get(key)
+  if fn is None:
+    fn = jax.jit(lambda v, x: model.apply(v, x, train=False)[0].astype(jnp.float32))
+    _FORWARD[key] = fn
+  return fn
+
+
+def predict(model: Any, variables: Mapping[str, Any], pipeline: Any
+            ) -> tuple[np.ndarray, np.ndarray]:
+  """``(logits [N, K] float32, labels [N] int64)`` over one ordered pass (padding dropped)."""
+  fn = forward_fn(model)
+  logits, labels = [], []
+  for batch in pipeline.iterate(0):  # one ordered pass, prefetched by grain threads
+    z = np.asarray(fn(variables, batch["image"]))
+    keep = batch["mask"]
+    logits.append(z[keep])
+    labels.append(batch["label"][keep])
+  return np.concatenate(logits), np.concatenate(labels).astype(np.int64)
+
+
+def weighted_mean(values: np.ndarray, labels: np.ndarray, weights: np.ndarray
+                  ) -> tuple[float, float]:
+  """Mean of ``values`` with class ``c`` weighted by ``weights[c]``, and its standard error.
+
+  ``sum_c w_c mean_c / sum_c w_c`` over the classes present (stratified
+  estimator), standard error ``sqrt(sum_c w_c^2 var_c / n_c) / sum_c w_c``
+  (per-class variances with ddof=1; classes with a single example contribute
+  no variance term). With ``weights`` the training prior and ``values`` the
+  per-example PMI (nats) this is the MI estimate under the training
+  distribution, whatever the test split's class proportions.
+
+  >>> weighted_mean(np.array([1., 3., 10.]), np.array([0, 0, 1]), np.array([.5, .5]))[0]
+  6.0
+  """
+  values = np.asarray(values, np.float64)
+  est, var, wsum = 0.0, 0.0, 0.0
+  for c, w in enumerate(np.asarray(weights, np.float64)):
+    v = values[labels == c]
+    if v.size == 0:
+      continue
+    wsum += w
+    est += w * v.mean()
+    if v.size > 1:
+      var += w * w * v.var(ddof=1) / v.size
+  if wsum <= 0:
+    raise ValueError("weighted_mean: no class with positive weight is present.")
+  return est / wsum, math.sqrt(var) / wsum
+
+
+def minority_majority(class_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Class indices with fewer / at least as many training examples as the median class.
+
+  >>> [a.tolist() for a in minority_majority(np.array([50, 500, 50, 500]))]
+  [[0, 2], [1, 3]]
+  """
+  counts = np.asarray(class_counts)
+  med = float(np.median(counts))
+  minority = np.flatnonzero(counts < med)
+  majority = np.flatnonzero(counts >= med)
+  if minority.size == 0:  # balanced: every class is "majority"
+    return minority, np.arange(counts.size)
+  return minority, majority
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray, *, objective: str,
+                           prior: np.ndarray, class_counts_train: np.ndarray) -> dict[str, Any]:
+  """Accuracies (percent), per-class accuracies, the objective's NLL and the MI readings.
+
+  Args:
+    logits: float [N, K]. labels: int [N] in [0, K).
+    objective: ``"softmax"`` or ``"pc_softmax"`` (how the network was trained).
+    prior: [K] training class frequencies.
+    class_counts_train: [K] training counts (minority = below the median class).
+
+  Returns a dict with ``count``, ``accuracy``, ``mean_per_class_accuracy``,
+  ``minority_class_accuracy``, ``majority_class_accuracy`` (None when no class
+  of the group is present), ``per_class_accuracy`` [K] (None for absent
+  classes), ``test_class_counts``, ``confusion`` [K, K], ``loss`` (nats) and
+  ``mi`` (PC-softmax: mean ``log s~_y``; softmax: ``log K + log softmax_y``)
+  plus, for softmax, ``mi_prior_corrected`` (``log softmax_y - log p_y``); each
+  MI entry is ``{estimate, stderr, reading, test_mean, test_mean_stderr}``.
+  """
+  if objective not in ("softmax", "pc_softmax"):
+    raise ValueError(f"objective must be 'softmax' or 'pc_softmax', got {objective!r}")
+  k = prior.shape[0]
+  pred = np.argmax(logits, axis=-1)  # both objectives: argmax z (paper-spec §1.2)
+  correct = (pred == labels)
+  test_counts = np.bincount(labels, minlength=k)
+  class_correct = np.bincount(labels, weights=correct.astype(np.float64), minlength=k)
+  present = test_counts > 0
+  per_class = np.where(present, 100.0 * class_correct / np.maximum(test_counts, 1), np.nan)
+  minority, majority = minority_majority(class_counts_train)
+  group = lambda idx: (float(np.nanmean(per_class[idx]))
+                       if np.any(present[idx]) else None)
+  confusion = np.zeros((k, k), np.int64)
+  np.add.at(confusion, (labels, pred), 1)
+  z = jnp.asarray(logits)
+  y = jnp.asarray(labels, jnp.int32)
+  p = jnp.asarray(prior, jnp.float32)
+  if objective == "pc_softmax":
+    pmi = estimators.pmi(z, y, p, objective="pc_softmax")
+    nll = -pmi
+    readings = {"mi": ("mean log s~_y (PC-softmax)", pmi)}
+  else:
+    nll = -jax.nn.log_softmax(z)[jnp.arange(z.shape[0]), y]
+    readings = {
+        "mi": ("log K + log softmax_y (the paper's softmax reading; biased when the "
+               "training data are imbalanced)", estimators.pmi(z, y)),
+        "mi_prior_corrected": ("log softmax_y - log p_y (prior-corrected)",
+                               estimators.pmi(z, y, p, objective="softmax")),
+    }
+  out = {
+      "count": int(labels.size),
+      "accuracy": 100.0 * float(correct.mean()),
+      "mean_per_class_accuracy": float(np.mean(per_class[present])),
+      "minority_class_accuracy": group(minority),
+      "majority_class_accuracy": group(majority),
+      "per_class_accuracy": [None if not present[c] else float(per_class[c]) for c in range(k)],
+      "test_class_counts": test_counts.tolist(),
+      "confusion": confusion.tolist(),
+      "loss": float(np.mean(np.asarray(nll, np.float64))),
+  }
+  for name, (reading, values) in readings.items():
+    v = np.asarray(values, np.float64)
+    est, se = weighted_mean(v, labels, prior)
+    out[name] = {"estimate": est, "stderr": se, "reading": reading,
+                 "test_mean": float(v.mean()),
+                 "test_mean_stderr": float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1
+                 else 0.0}
+  return out

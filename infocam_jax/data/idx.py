@@ -53,7 +53,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 __all__ = ["IdxConfig", "MnistIdx", "FILES", "SYSTEM_DIRS", "read_idx", "read_split",
-           "find_source_dir", "how_to_obtain"]
+           "find_source_dir", "how_to_obtain", "file_hashes"]
 
 #: The four official file names (without ``.gz``), by (split, kind).
 FILES = {
@@ -211,6 +211,12 @@ def _sha256(path: str) -> str:
   return h.hexdigest()
 
 
+def file_hashes(directory: str) -> dict[str, str]:
+  """{file name: SHA-256 hex} of the four files found in `directory` (provenance metadata)."""
+  return {os.path.basename(p): _sha256(p)
+          for p in (_file_in(directory, n) for n in FILES.values()) if p}
+
+
 def _png(image: np.ndarray) -> bytes:
   buf = io.BytesIO()
   Image.fromarray(image, mode="L").save(buf, format="PNG", compress_level=1)
@@ -263,9 +269,7 @@ class MnistIdx(tfds.core.GeneratorBasedBuilder):
     num_classes = len(self.builder_config.class_names)
     arrays = {split: read_split(directory, split, num_classes) for split in ("train", "test")}
     self.info.metadata["source_dir"] = os.path.abspath(directory)
-    self.info.metadata["sha256"] = {
-        os.path.basename(p): _sha256(p)
-        for p in (_file_in(directory, n) for n in FILES.values())}
+    self.info.metadata["sha256"] = file_hashes(directory)
     return {split: self._generate_examples(*arrays[split]) for split in ("train", "test")}
 
   def _generate_examples(self, images: np.ndarray, labels: np.ndarray):

@@ -209,7 +209,7 @@ def _how_to_obtain(builder, dataset: str, manual_dir) -> str:
             f"cause above. Check that {root} is writable or pass another data_dir.")
   if dataset in LOCAL_DATASETS:
     manual = manual_dir or os.path.join(root, "downloads", "manual")
-    config = builder.builder_config.name
+    config = "fashion_mnist" if dataset == "fashion_wsol" else builder.builder_config.name
     _, searched = idx_lib.find_source_dir(config, manual)
     return idx_lib.how_to_obtain(config, searched, dataset=dataset)
   if dataset in MANUAL_DATASETS:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -169,6 +171,16 @@ def test_bad_files_are_clear_errors_never_shorter_datasets(tmp_path, no_system_d
     data.load_source("mnist_idx/generic", "train", tmp_path / "tfds", manual_dir=d)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   assert not tfds.builder("mnist_idx/generic", data_dir=tmp_path / "tfds").is_prepared()
+
+
+def test_prepared_and_read_without_tensorflow(tmp_path):
+  write_set(tmp_path / "files")
+  code = ("import sys; from infocam_jax import data; "
+          f"s = data.load_source('mnist_idx/generic', 'test', {str(tmp_path / 'tfds')!r}, "
+          f"manual_dir={str(tmp_path / 'files')!r}); s[3]; "
+          "assert 'tensorflow' not in sys.modules; print(len(s))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip().splitlines()[-1] == "20"
 
 
 def test_read_idx_closed_form(tmp_path):

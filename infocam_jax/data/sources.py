@@ -241,7 +241,8 @@ def _unavailable(builder, dataset: str, manual_dir, what: str, cause: BaseExcept
            _how_to_obtain(builder, dataset, manual_dir)]
   if cause is not None:
     first = (str(cause).strip().splitlines() or [""])[0]
-    lines.append(f"Underlying error: {type(cause).__name__}: {first}")
+    if first not in lines[-1]:  # the builder's own message may already be the instructions
+      lines.append(f"Underlying error: {type(cause).__name__}: {first}")
   return DatasetUnavailableError("\n".join(lines))
 
 

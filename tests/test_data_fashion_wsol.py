@@ -95,13 +95,14 @@ def test_builder_is_deterministic(prepared):
       "test", fw.item_pools(directory)["test"], textures.load_textures()))
   for pos in (0, 21, 39):
     stored, fresh = ds[pos], generated[int(keys[pos])]
-    np.testing.assert_array_equal(stored["image"], np.asarray(Image.open(io.BytesIO(fresh["image"]))))
+    fresh_image = np.asarray(Image.open(io.BytesIO(fresh["image"])))
+    np.testing.assert_array_equal(stored["image"], fresh_image)
     assert stored["label"] == fresh["label"] and stored["item_id"] == fresh["item_id"]
     np.testing.assert_allclose(stored["bbox"], list(fresh["bbox"]), atol=1e-6)
 
 
 def test_box_is_tight_around_the_articles_own_pixels():
-  """Render with the article and with a blank one (same generator): the difference is the article."""
+  """Render with the article and a blank one (same generator): the difference is the article."""
   items, _ = fake_articles(40, 3)
   photos = textures.load_textures()
   spec = fw.FashionSceneSpec(image_size=64)
@@ -131,7 +132,8 @@ def test_box_at_an_integer_scale_is_the_scaled_nonzero_box():
     rows, cols = np.flatnonzero((item > 0).any(1)), np.flatnonzero((item > 0).any(0))
     scene, _ = fw.render_item_scene(np.random.default_rng(seed), item, items, photos, spec)
     x0, y0, x1, y1 = scene.box
-    assert (x1 - x0 + 1, y1 - y0 + 1) == (2 * (cols[-1] - cols[0] + 1), 2 * (rows[-1] - rows[0] + 1))
+    width, height = cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
+    assert (x1 - x0 + 1, y1 - y0 + 1) == (2 * width, 2 * height)
     assert 0 <= x0 and x1 < 80 and 0 <= y0 and y1 < 80
 
 

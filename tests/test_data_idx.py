@@ -1,4 +1,4 @@
-"""`mnist_idx`: MNIST-format IDX files on disk -> tfds array_record (no TF), header checks, errors."""
+"""`mnist_idx`: IDX files on disk -> tfds array_record (no TF), header checks, errors."""
 
 from __future__ import annotations
 

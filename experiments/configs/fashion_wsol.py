@@ -1,7 +1,8 @@
 """WSOL on real objects: Fashion-MNIST articles on real photographs (``fashion_wsol``).
 
   apt-get install dataset-fashion-mnist      # the four IDX files, once
-  python -m experiments.wsol --config=experiments/configs/fashion_wsol.py --workdir=runs/fashion_wsol
+  python -m experiments.wsol --config=experiments/configs/fashion_wsol.py \
+      --workdir=runs/fashion_wsol
 
 Data: ``fashion_wsol`` (96x96 scenes: one Fashion-MNIST article at a random
 position and scale, 29-62 px tall, over a crop of one of scikit-image's

@@ -100,7 +100,8 @@ class FashionSceneSpec:
       raise ValueError(f"`item_height` must satisfy 0.1 <= lo <= hi <= 1, got {self.item_height}.")
     lo, hi = self.fragment_side
     if not 2 <= lo <= hi <= 28:
-      raise ValueError(f"`fragment_side` must satisfy 2 <= lo <= hi <= 28, got {self.fragment_side}.")
+      raise ValueError(
+          f"`fragment_side` must satisfy 2 <= lo <= hi <= 28, got {self.fragment_side}.")
 
 
 def _resize(a: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -121,7 +122,7 @@ def _cutout(pixels: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np
 
 
 def _superellipse(height: int, width: int, exponent: float) -> np.ndarray:
-  """float32 [height, width] opacity of the inscribed superellipse |x|^p + |y|^p <= 1, 1 px soft edge."""
+  """float32 [height, width] opacity of the inscribed superellipse |x|^p + |y|^p <= 1."""
   y = (np.arange(height, dtype=np.float32) + 0.5) / (height / 2) - 1
   x = (np.arange(width, dtype=np.float32) + 0.5) / (width / 2) - 1
   r = (np.abs(y)[:, None] ** exponent + np.abs(x)[None, :] ** exponent) ** (1 / exponent)
@@ -135,7 +136,7 @@ def _tinted(value: np.ndarray, dark: np.ndarray, light: np.ndarray) -> np.ndarra
 
 def _composite(canvas: np.ndarray, alpha: np.ndarray, colour: np.ndarray, top: int, left: int
                ) -> None:
-  """In place: canvas = (1 - alpha) canvas + alpha colour over the window at (top, left), clipped."""
+  """In place: canvas = (1 - alpha) canvas + alpha colour in the window at (top, left), clipped."""
   size = canvas.shape[0]
   h, w = alpha.shape
   y0, x0 = max(top, 0), max(left, 0)

@@ -1,4 +1,4 @@
-"""tfds builder `mnist_idx`: MNIST-format IDX files already on disk (MNIST, Fashion-MNIST, KMNIST, ...).
+"""tfds builder `mnist_idx`: MNIST-format IDX files on disk (MNIST, Fashion-MNIST, KMNIST, ...).
 
 Nothing is downloaded and no TensorFlow is needed. The builder reads the four
 official files (each either plain or gzip-compressed, ``.gz``)::
@@ -79,7 +79,8 @@ _HOW = {
     "mnist": "the four files from https://yann.lecun.com/exdb/mnist/ (or any mirror)",
     "fashion_mnist": ("on Debian/Ubuntu: apt-get install dataset-fashion-mnist (installs them in "
                       "/usr/share/datasets/fashion-mnist; `dpkg -L dataset-fashion-mnist` lists "
-                      "them), or the four files from https://github.com/zalandoresearch/fashion-mnist"),
+                      "them), or the four files from "
+                      "https://github.com/zalandoresearch/fashion-mnist"),
     "kmnist": "the four MNIST-format files from https://github.com/rois-codh/kmnist",
     "generic": "any ten-class set of 28x28 images in the four MNIST-format files",
 }
@@ -175,7 +176,7 @@ def find_source_dir(config_name: str, manual_dir: str | os.PathLike | None
 
 
 def how_to_obtain(config_name: str, searched: Sequence[str], dataset: str = "mnist_idx") -> str:
-  """The instructions of the missing-files error: expected names, where we looked, how to get them."""
+  """The missing-files instructions: expected names, where we looked, how to get them."""
   names = ", ".join(f"{n}[.gz]" for n in FILES.values())
   looked = "; ".join(searched) if searched else "(no directory)"
   return (
@@ -228,7 +229,8 @@ class MnistIdx(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release: official train/test splits in file order."}
-  MANUAL_DOWNLOAD_INSTRUCTIONS = how_to_obtain("<config>", ["<manual_dir>/<config>", "<manual_dir>"])
+  MANUAL_DOWNLOAD_INSTRUCTIONS = how_to_obtain("<config>",
+                                               ["<manual_dir>/<config>", "<manual_dir>"])
   BUILDER_CONFIGS = [
       IdxConfig(name="mnist", description="MNIST handwritten digits.",
                 class_names=DIGIT_NAMES, homepage="https://yann.lecun.com/exdb/mnist/"),

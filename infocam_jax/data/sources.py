@@ -556,9 +556,12 @@ def describe() -> str:
     elif dataset in MANUAL_DATASETS:
       how = f"prepared on first use from {tiny_lib.ZIP_NAME} in the manual dir (no TensorFlow)"
     elif dataset in LOCAL_DATASETS:
+      sub = "fashion_mnist" if dataset == "fashion_wsol" else "<config>"
       how = ("prepared on first use (no TensorFlow) from the four MNIST-format IDX files in "
-             "<manual_dir>/<config>/, <manual_dir> or the system directory (Fashion-MNIST: "
+             f"<manual_dir>/{sub}/, <manual_dir> or the system directory (Fashion-MNIST: "
              "apt-get install dataset-fashion-mnist)")
+      if dataset == "fashion_wsol":
+        how += ", with scikit-image's bundled photographs as backgrounds"
     else:
       how = ("tfds' builder; prepare once with TensorFlow: tfds build "
              f"{dataset} --file_format=array_record")

@@ -2,7 +2,9 @@
 
 No TensorFlow is needed to import this package, to prepare the offline sets
 or Tiny-ImageNet, or to read any prepared dataset. Importing it registers the
-tfds builders `cluttered_digits`, `imbalanced_digits` and `tiny_imagenet`.
+tfds builders `cluttered_digits`, `imbalanced_digits`, `tiny_imagenet` and
+`mnist_idx` (MNIST-format files on disk, e.g. Debian's Fashion-MNIST) and
+`fashion_wsol` (Fashion-MNIST articles on real photographs, with boxes).
 
     from infocam_jax import data
     source = data.load_source("cluttered_digits", "train")        # prepared on first use
@@ -17,6 +19,8 @@ derived splits) and how each is obtained.
 
 from __future__ import annotations
 
+from infocam_jax.data import fashion_wsol as _fashion_wsol  # registers fashion_wsol
+from infocam_jax.data import idx as _idx  # registers mnist_idx
 from infocam_jax.data import offline as _offline  # registers cluttered_digits, imbalanced_digits
 from infocam_jax.data import tiny_imagenet as _tiny_imagenet  # registers tiny_imagenet
 from infocam_jax.data.pipeline import Pipeline, make_pipeline
@@ -40,4 +44,4 @@ __all__ = [
     "normalize",
 ]
 
-del _offline, _tiny_imagenet
+del _fashion_wsol, _idx, _offline, _tiny_imagenet

@@ -2,14 +2,17 @@
 
     python -m infocam_jax.data.prepare cluttered_digits [--data_dir DIR]
     python -m infocam_jax.data.prepare tiny_imagenet --manual_dir DIR_WITH_ZIP [--data_dir DIR]
+    python -m infocam_jax.data.prepare mnist_idx/fashion_mnist  # apt-get install dataset-fashion-mnist
+    python -m infocam_jax.data.prepare mnist_idx/mnist --manual_dir DIR_WITH_THE_4_IDX_FILES
+    python -m infocam_jax.data.prepare fashion_wsol --stats       # + box baselines (test split)
     python -m infocam_jax.data.prepare caltech_birds2011 [--data_dir DIR]   # needs TensorFlow + internet
     python -m infocam_jax.data.prepare --list                               # datasets and splits
     python -m infocam_jax.data.prepare cluttered_digits --stats             # box baselines (test split)
 
-The offline sets and Tiny-ImageNet need no TensorFlow. CUB and MNIST use tfds'
-own builders, which encode images with TensorFlow: install the ``prepare``
-extra (``pip install -e '.[prepare]'``) on a machine with internet access, or
-use ``tfds build NAME --file_format=array_record``.
+The offline sets, Tiny-ImageNet and the IDX-file sets need no TensorFlow.
+CUB and MNIST use tfds' own builders, which encode images with TensorFlow:
+install the ``prepare`` extra (``pip install -e '.[prepare]'``) on a machine
+with internet access, or use ``tfds build NAME --file_format=array_record``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ Datasets and where they come from (`infocam_jax.data.describe()` prints it):
   cluttered_digits, imbalanced_digits  generated offline on first use (no TF, seconds)
   tiny_imagenet                        prepared on first use from the official zip in
                                        the manual directory (no TF)
+  mnist_idx, fashion_wsol              prepared on first use (no TF) from the four
+                                       MNIST-format IDX files on disk (`data.idx`;
+                                       Fashion-MNIST: apt-get install dataset-fashion-mnist)
   caltech_birds2011, mnist             tfds' own builders: prepare once with TF
                                        (`pip install -e '.[prepare]'`), as array_record
 A missing dataset raises `DatasetUnavailableError` saying what is missing,
@@ -39,6 +42,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from infocam_jax.data import idx as idx_lib
 from infocam_jax.data import splits as splits_lib
 from infocam_jax.data import tiny_imagenet as tiny_lib
 
@@ -58,6 +62,8 @@ _log = logging.getLogger(__name__)
 OFFLINE_DATASETS = ("cluttered_digits", "imbalanced_digits")
 #: Prepared from a file the user places in tfds' manual directory (no TF).
 MANUAL_DATASETS = ("tiny_imagenet",)
+#: Prepared on first use (no TF) from MNIST-format files already on disk.
+LOCAL_DATASETS = ("mnist_idx", "fashion_wsol")
 
 BASE_SPLITS: dict[str, tuple[str, ...]] = {
     "cluttered_digits": ("train", "validation", "test"),
@@ -65,6 +71,8 @@ BASE_SPLITS: dict[str, tuple[str, ...]] = {
     "tiny_imagenet": ("train", "validation"),
     "caltech_birds2011": ("train", "test"),
     "mnist": ("train", "test"),
+    "mnist_idx": ("train", "test"),
+    "fashion_wsol": ("train", "validation", "test"),
 }
 
 
@@ -173,6 +181,9 @@ SPLITS: dict[str, dict[str, DerivedSplit]] = {
             "model selection (ours)", 10000),
     },
 }
+# The same files, read from local IDX files (any MNIST-format set: MNIST, Fashion-MNIST, ...):
+# the generator key is the row of the file (shuffling disabled), as for tfds' MNIST.
+SPLITS["mnist_idx"] = SPLITS["mnist"]
 
 
 def _dataset_name(name: str) -> str:
@@ -196,6 +207,11 @@ def _how_to_obtain(builder, dataset: str, manual_dir) -> str:
   if dataset in OFFLINE_DATASETS:
     return (f"It is generated offline (no download, no TensorFlow); preparation failed, see the "
             f"cause above. Check that {root} is writable or pass another data_dir.")
+  if dataset in LOCAL_DATASETS:
+    manual = manual_dir or os.path.join(root, "downloads", "manual")
+    config = "fashion_mnist" if dataset == "fashion_wsol" else builder.builder_config.name
+    _, searched = idx_lib.find_source_dir(config, manual)
+    return idx_lib.how_to_obtain(config, searched, dataset=dataset)
   if dataset in MANUAL_DATASETS:
     where = manual_dir or os.path.join(root, "downloads", "manual")
     return (
@@ -225,12 +241,13 @@ def _unavailable(builder, dataset: str, manual_dir, what: str, cause: BaseExcept
            _how_to_obtain(builder, dataset, manual_dir)]
   if cause is not None:
     first = (str(cause).strip().splitlines() or [""])[0]
-    lines.append(f"Underlying error: {type(cause).__name__}: {first}")
+    if first not in lines[-1]:  # the builder's own message may already be the instructions
+      lines.append(f"Underlying error: {type(cause).__name__}: {first}")
   return DatasetUnavailableError("\n".join(lines))
 
 
 def _prepare(builder, dataset: str, manual_dir) -> None:
-  if dataset not in OFFLINE_DATASETS and dataset not in MANUAL_DATASETS and not _tf_installed():
+  if dataset not in OFFLINE_DATASETS + MANUAL_DATASETS + LOCAL_DATASETS and not _tf_installed():
     # tfds' own image builders need TF to encode; fail before a long download.
     raise _unavailable(builder, dataset, manual_dir,
                        "is not prepared, and preparing it needs TensorFlow, which is not installed")
@@ -486,8 +503,9 @@ def load_source(name: str, split: str, data_dir: str | os.PathLike | None = None
       "train[:10%]") or a derived split of `SPLITS` ("wsol_test", ...).
     data_dir: tfds data directory (default: tfds' default, $TFDS_DATA_DIR or
       ~/tensorflow_datasets).
-    manual_dir: where manually downloaded files are (Tiny-ImageNet's zip);
-      default <data_dir>/downloads/manual.
+    manual_dir: where manually downloaded files are (Tiny-ImageNet's zip;
+      the IDX files of ``mnist_idx`` / ``fashion_wsol``, directly or in a
+      sub-directory named after the config); default <data_dir>/downloads/manual.
     download: allow tfds to download and prepare a dataset that needs the
       network (CUB, MNIST; needs TensorFlow). The offline sets and
       Tiny-ImageNet are always prepared on first use.
@@ -515,7 +533,7 @@ def load_source(name: str, split: str, data_dir: str | os.PathLike | None = None
         f"No tfds builder named {name!r} ({first}). Datasets of this project: "
         f"{', '.join(BASE_SPLITS)}; import infocam_jax.data registers the offline ones.") from None
   if not builder.is_prepared():
-    if dataset in OFFLINE_DATASETS or dataset in MANUAL_DATASETS or download:
+    if dataset in OFFLINE_DATASETS + MANUAL_DATASETS + LOCAL_DATASETS or download:
       _prepare(builder, dataset, manual_dir)
   else:
     _check_file_format(builder, dataset, manual_dir)
@@ -537,6 +555,13 @@ def describe() -> str:
       how = "generated offline on first use (no download, no TensorFlow)"
     elif dataset in MANUAL_DATASETS:
       how = f"prepared on first use from {tiny_lib.ZIP_NAME} in the manual dir (no TensorFlow)"
+    elif dataset in LOCAL_DATASETS:
+      sub = "fashion_mnist" if dataset == "fashion_wsol" else "<config>"
+      how = ("prepared on first use (no TensorFlow) from the four MNIST-format IDX files in "
+             f"<manual_dir>/{sub}/, <manual_dir> or the system directory (Fashion-MNIST: "
+             "apt-get install dataset-fashion-mnist)")
+      if dataset == "fashion_wsol":
+        how += ", with scikit-image's bundled photographs as backgrounds"
     else:
       how = ("tfds' builder; prepare once with TensorFlow: tfds build "
              f"{dataset} --file_format=array_record")

@@ -1,7 +1,5 @@
 """The configs on the IDX datasets validate and name splits that exist (no training here).
 
-Kept apart from the experiment tests: `validate` / `SCHEMA` may move with the
-experiments' redesign; only the two import lines below would change.
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ from experiments import wsol as wsol_exp
 from experiments.configs import fashion_wsol as fashion_wsol_config
 from experiments.configs import pc_softmax as pc_configs
 from infocam_jax import data
+from infocam_jax.train import build
 from infocam_jax.train import config as config_lib
 
 
@@ -35,7 +34,7 @@ def test_pc_softmax_idx_variants(variant, name):
 def test_fashion_wsol_config():
   c = fashion_wsol_config.get_config()
   config_lib.validate_config(c, wsol_exp.SCHEMA)
-  wsol_exp.check_dataset_name(c.data.name)
+  assert build.check_dataset_name(c.data.name) is None
   assert c.data.name == "fashion_wsol"
   for split in (c.data.train_split, c.data.eval_split, c.data.test_split):
     assert split in data.BASE_SPLITS["fashion_wsol"], split

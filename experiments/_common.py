@@ -278,7 +278,7 @@ def main(run: Callable[[], None], *, define_flags: Callable[[], None], doc: str,
   if len(rest) > 1:
     fail(f"unexpected positional arguments: {rest[1:]}")
   if not flags.FLAGS["verbosity"].present:
-    absl_logging.set_verbosity(absl_logging.WARNING)
+    absl_logging.set_verbosity(absl_logging.ERROR)  # library chatter (tfds, orbax) hidden
   absl_logging.use_absl_handler()
   try:
     run()

@@ -42,66 +42,27 @@ Model selection uses the validation split only, never the test split:
 ``eval_every_steps``); ``'last'`` the final parameters (the paper's fixed
 schedules; the imbalanced CUB protocol has no validation split).
 
-Outputs in ``DIR``: ``results.json`` (schema below), a markdown table on
+Outputs in ``DIR``: ``results.json``, a markdown table on
 stdout (also ``results.md``), and ``per_class_accuracy[_<split>].png``
 (per-class test accuracy of both objectives, mean +- std over seeds, classes
 labelled with their training counts).
 
-``results.json`` schema (accuracies in percent, MI in nats; ``std`` is the
-sample standard deviation over seeds, ddof=1, ``null`` for one seed)::
-
-  {
-    "experiment": "pc_softmax", "created": ISO time,
-    "dataset": str, "train_split": str, "eval_split": str, "test_split": str,
-    "test_splits": [str, ...],               # test_split first, then extra_test_splits
-    "protocol": {"prediction": ..., "selection": ..., "test_set": ..., "mi": ...},
-    "num_classes": K, "class_names": [K], "train_class_counts": [K],
-    "train_prior": [K], "minority_classes": [...], "majority_classes": [...],
-    "entropy_train_prior_nats": H(Y), "log_num_classes_nats": log K,
-    "seeds": [int], "objectives": [str],
-    "<objective>": {                          # "softmax" and/or "pc_softmax"
-      "accuracy": Stat, "mean_per_class_accuracy": Stat,      # on test_split
-      "minority_class_accuracy": Stat, "majority_class_accuracy": Stat,
-      "per_class_accuracy": {"mean": [K], "std": [K], "per_seed": [[K], ...]},
-      "loss": Stat,                           # the objective's NLL on test_split, nats
-      "mi": MI,                               # pc_softmax: mean log s~_y;
-                                              # softmax: log K + log softmax_y (the paper's reading)
-      "mi_prior_corrected": MI,               # softmax only: log softmax_y - log p_y
-      "splits": {split: {the metrics above}}, # every test split (test_split included)
-      "val": {metric: Stat},                  # validation metrics of the selected checkpoints
-      "selected_step": [int per seed], "train_steps": [int per seed],
-      "wall_time_s": [per seed], "cpu_time_s": [per seed]},
-    "difference_pc_minus_softmax": {metric: Stat, ...},   # paired by seed (both objectives run)
-    "config": {...}, "versions": {...}, "device": {...},
-    "timing": {"wall_time_s", "cpu_time_s", "data_wall_time_s", "runs": {...}},
-    "figures": [file names]
-  }
-  Stat = {"mean": float, "std": float | null, "per_seed": [float, ...],
-          "missing": int}                    # seeds whose value is null (left out)
-  MI   = Stat + {"stderr_per_seed": [...], "reading": str,
-                 "test_mean": Stat}           # unweighted mean over the test split
-
-The MI estimate refers to the *training* distribution (the one the prior
-``p`` describes): per-example PMIs on the test split are averaged with each
-class weighted by its training frequency (class means weighted by ``p_y``, the
-standard error from the per-class variances), which is the plain mean when
-the test split has the training proportions. ``test_mean`` is the unweighted
-mean. Both are variational lower-bound estimates (up to sampling error) of
-I(X;Y) <= H(Y).
+``results.json`` (schema: ``experiments/_pc_softmax_results.py``) holds, per
+objective, mean ± std over seeds of accuracy, mean per-class, minority- and
+majority-class accuracy, loss and the MI readings (nats), per test split, and
+the paired PC-softmax − softmax differences.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import jax
-import numpy as np
 
 from infocam_jax import io
 from infocam_jax.evaluators import classification
@@ -109,9 +70,10 @@ from infocam_jax.train import build
 from infocam_jax.train import config as config_lib
 
 from experiments import _common
+from experiments import _pc_softmax_results as report
 
 DEFAULT_CONFIG = os.path.join(_common.CONFIG_DIR, "pc_softmax.py")
-OBJECTIVES = ("softmax", "pc_softmax")
+OBJECTIVES = report.OBJECTIVES
 SELECTIONS = ("best_val", "last")
 RESULT_FILE = "result.json"
 RESULTS_FILE = "results.json"
@@ -467,7 +429,8 @@ def run(config: Any, workdir: str, *, data: build.Data | None = None, echo=None
     runs.update(_run_in_workers(config, workdir, pending, tags, workers, echo))
   ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
   children_cpu = (ch1.ru_utime + ch1.ru_stime) - (ch0.ru_utime + ch0.ru_stime)
-  results = aggregate(config, data, runs)
+  results = report.aggregate(config, data, runs, seeds=seeds_of(config),
+                            objectives=objectives_of(config), splits=test_splits_of(config))
   results["config"] = build.plain(config_lib.to_dict(config))
   results["versions"] = io.versions()
   results["device"] = io.device_info()
@@ -482,8 +445,9 @@ def run(config: Any, workdir: str, *, data: build.Data | None = None, echo=None
                                  "eval_wall_time_s": r["eval_wall_time_s"]}
                for (o, s), r in runs.items()}}
   if jax.process_index() == 0:
-    results["figures"] = write_figures(results, workdir) if config.experiment.figures else []
-    tables = "\n\n".join(markdown_table(results, sp) for sp in results["test_splits"])
+    results["figures"] = (report.write_figures(results, workdir) if config.experiment.figures
+                          else [])
+    tables = "\n\n".join(report.markdown_table(results, sp) for sp in results["test_splits"])
     notes = (f"Selection: {results['protocol']['selection']}.\nTest sets: "
              f"{results['protocol']['test_set']}.\nPrediction: "
              f"{results['protocol']['prediction']}.\nLoss: the PC-softmax training loss is "
@@ -496,154 +460,6 @@ def run(config: Any, workdir: str, *, data: build.Data | None = None, echo=None
           + "".join(f"\n      {os.path.join(workdir, f)}" for f in results["figures"]),
           flush=True)
   return results
-
-
-# -- aggregation and reporting --------------------------------------------------------
-
-_SCALARS = ("accuracy", "mean_per_class_accuracy", "minority_class_accuracy",
-            "majority_class_accuracy", "loss")
-_GROUPS = _SCALARS[:4]
-stat = _common.seed_stat
-
-
-def aggregate_split(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-  """Mean/std over seeds of one objective's metrics on one split."""
-  out: dict[str, Any] = {k: stat([r[k] for r in per_seed]) for k in _SCALARS}
-  per_class = [stat(vals) for vals in zip(*[r["per_class_accuracy"] for r in per_seed])]
-  out["per_class_accuracy"] = {"mean": [s["mean"] for s in per_class],
-                               "std": [s["std"] for s in per_class],
-                               "per_seed": [list(r["per_class_accuracy"]) for r in per_seed]}
-  out["test_class_counts"] = per_seed[0]["test_class_counts"]
-  for name in ("mi", "mi_prior_corrected"):
-    if name in per_seed[0]:
-      s = stat([r[name]["estimate"] for r in per_seed])
-      s["stderr_per_seed"] = [r[name]["stderr"] for r in per_seed]
-      s["reading"] = per_seed[0][name]["reading"]
-      s["test_mean"] = stat([r[name]["test_mean"] for r in per_seed])
-      out[name] = s
-  return out
-
-
-def aggregate(config: Any, data: build.Data, runs: Mapping[tuple[str, int], Mapping[str, Any]]
-              ) -> dict[str, Any]:
-  """The ``results.json`` content (module docstring) from the per-run results."""
-  seeds, objectives, splits = seeds_of(config), objectives_of(config), test_splits_of(config)
-  primary = config.data.test_split
-  counts, prior = data.class_counts, data.prior
-  minority, majority = classification.minority_majority(counts)
-  out: dict[str, Any] = {
-      "experiment": "pc_softmax",
-      "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-      "dataset": data.name, "train_split": config.data.train_split,
-      "eval_split": config.data.eval_split, "test_split": primary, "test_splits": list(splits),
-      "protocol": protocol(config, data),
-      "num_classes": data.num_classes, "class_names": list(data.class_names),
-      "train_class_counts": counts.tolist(), "train_prior": prior.tolist(),
-      "minority_classes": minority.tolist(), "majority_classes": majority.tolist(),
-      "entropy_train_prior_nats": float(-np.sum(prior * np.log(prior))),
-      "log_num_classes_nats": float(np.log(data.num_classes)),
-      "seeds": list(seeds), "objectives": list(objectives),
-  }
-  for obj in objectives:
-    res = [runs[(obj, s)] for s in seeds]
-    by_split = {sp: aggregate_split([r["splits"][sp] for r in res]) for sp in splits}
-    val_keys = sorted(set().union(*[r["val"].keys() for r in res]))
-    out[obj] = dict(by_split[primary], splits=by_split,
-                    val={k: stat([r["val"].get(k) for r in res]) for k in val_keys},
-                    selected_step=[r["selected_step"] for r in res],
-                    train_steps=[r["train_steps"] for r in res],
-                    wall_time_s=[r["train_wall_time_s"] + r["eval_wall_time_s"] for r in res],
-                    cpu_time_s=[r["train_cpu_time_s"] + r["eval_cpu_time_s"] for r in res])
-  if set(OBJECTIVES) <= set(objectives):
-    diff = {}
-    for sp in splits:
-      pairs = lambda k: zip(*[[runs[(o, s)]["splits"][sp][k] for s in seeds] for o in OBJECTIVES])
-      diff[sp] = {k: stat([None if a is None or b is None else b - a for a, b in pairs(k)])
-                  for k in _GROUPS}
-    out["difference_pc_minus_softmax"] = dict(diff[primary], splits=diff)
-  return out
-
-
-def protocol(config: Any, data: build.Data) -> dict[str, str]:
-  if config.experiment.select == "best_val":
-    selection = (f"checkpoint with the best {config.best_metric} ({config.best_mode}) on the "
-                 f"validation split {config.data.eval_split!r}, evaluated every "
-                 f"{config.eval_every_steps or 'final'} step(s); the test splits are never used "
-                 "for selection")
-  else:
-    selection = ("final parameters after the fixed schedule (no model selection; the test "
-                 "splits are never used for selection)")
-  tests, all_balanced = [], True
-  for name in test_splits_of(config):
-    c = np.bincount(np.asarray(data.sources[name].labels), minlength=data.num_classes)
-    balanced = c.min() == c.max()
-    all_balanced &= bool(balanced)
-    kind = "balanced" if balanced else f"imbalanced ({int(c.min())}-{int(c.max())} per class)"
-    tests.append(f"{name!r}: {int(c.sum())} images, {kind}")
-  tests_text = "; ".join(tests)
-  if all_balanced:
-    tests_text += " (on a balanced test set accuracy equals mean per-class accuracy)"
-  return {
-      "prediction": "argmax of the logits z for both objectives (paper-spec §1.2); PC-softmax "
-                    "changes training only",
-      "selection": selection,
-      "test_set": tests_text,
-      "mi": "per-example PMI on the test split, classes weighted by their training frequency "
-            "(estimate of I(X;Y) under the training distribution; <= H(Y)); 'test_mean' is the "
-            "unweighted test mean",
-      "prior": f"training class frequencies of {config.data.train_split!r}",
-  }
-
-
-_LABELS = {"softmax": "softmax", "pc_softmax": "PC-softmax"}
-
-
-def markdown_table(results: Mapping[str, Any], split: str | None = None) -> str:
-  """The results of one test split as a markdown table (mean ± std over seeds)."""
-  split = split or results["test_split"]
-  n = len(results["seeds"])
-  pm = _common.pm
-  lines = [f"Test split {split!r} of {results['dataset']} ({n} seed{'s' * (n != 1)}; mean ± std "
-           "over seeds; accuracies in %, MI in nats, estimate of I(X;Y) under the training "
-           f"prior, H(Y) = {results['entropy_train_prior_nats']:.3f}):", "",
-           "| objective | accuracy | mean per-class acc. | minority-class acc. | "
-           "majority-class acc. | MI estimate | MI (prior-corrected) |",
-           "|---|---|---|---|---|---|---|"]
-  for obj in results["objectives"]:
-    m = results[obj]["splits"][split]
-    lines.append(f"| {_LABELS[obj]} | {pm(m['accuracy'])} | {pm(m['mean_per_class_accuracy'])} "
-                 f"| {pm(m['minority_class_accuracy'])} | {pm(m['majority_class_accuracy'])} "
-                 f"| {pm(m['mi'], 3)} | {pm(m.get('mi_prior_corrected'), 3)} |")
-  diff = results.get("difference_pc_minus_softmax")
-  if diff:
-    d = diff["splits"][split]
-    lines.append(f"| PC − softmax (paired) | {pm(d['accuracy'])} | "
-                 f"{pm(d['mean_per_class_accuracy'])} | {pm(d['minority_class_accuracy'])} | "
-                 f"{pm(d['majority_class_accuracy'])} | | |")
-  return "\n".join(lines)
-
-
-def write_figures(results: Mapping[str, Any], workdir: str) -> list[str]:
-  """``per_class_accuracy[_<split>].png``: per-class test accuracy of both objectives."""
-  from infocam_jax import plotting  # pylint: disable=g-import-not-at-top
-  names = []
-  cats = [f"{n} (n={c})" for n, c in zip(results["class_names"], results["train_class_counts"])]
-  for split in results["test_splits"]:
-    series, errors = {}, {}
-    for obj in results["objectives"]:
-      pc = results[obj]["splits"][split]["per_class_accuracy"]
-      series[_LABELS[obj]] = [np.nan if v is None else v for v in pc["mean"]]
-      if len(results["seeds"]) > 1:
-        errors[_LABELS[obj]] = [0.0 if v is None else v for v in pc["std"]]
-    name = ("per_class_accuracy.png" if split == results["test_split"]
-            else f"per_class_accuracy_{split}.png")
-    title = (f"{results['dataset']} '{split}': per-class accuracy, mean ± std over "
-             f"{len(results['seeds'])} seeds (argmax z)")
-    plotting.plot_bars(os.path.join(workdir, name), cats, series, errors=errors or None,
-                       xlabel="class (training examples)", ylabel="test accuracy (%)",
-                       title=title)
-    names.append(name)
-  return names
 
 
 # -- command line ---------------------------------------------------------------------

@@ -214,7 +214,7 @@ def test_missing_dataset_cli_exits_with_the_message(tmp_path):
        f"--config.data.data_dir={tmp_path / 'tfds'}"],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 2, proc.stderr[-3000:]  # the README's table: 2 = missing data
-  assert proc.stderr.startswith("error: ") and "mnist" in proc.stderr
+  assert "\nerror: " in "\n" + proc.stderr and "mnist" in proc.stderr
   assert "tfds build mnist" in proc.stderr and str(tmp_path / "tfds") in proc.stderr
   assert "Traceback" not in proc.stderr
   assert not (tmp_path / "run" / "results.json").exists()

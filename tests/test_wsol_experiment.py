@@ -411,3 +411,24 @@ def test_bad_input_is_one_message_and_status_2(tmp_path, module, args, words):
   for w in words:
     assert w in proc.stderr, (w, proc.stderr)
   assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_the_library_path_reproduces_the_experiment(smoke_run):
+  """The README's library snippet (build + evaluators) gives the experiment's test accuracy."""
+  from experiments.configs import smoke
+  from infocam_jax.evaluators import classification
+  from infocam_jax.train import build
+  workdir, _, res, _ = smoke_run
+  config = smoke.get_config()
+  data = build.open_data(config, ["train", "validation", "test"])
+  model, variables, selection = build.load_for_evaluation(str(workdir), "last")
+  assert selection["step"] == res["selection"]["step"] == 30
+  test = build.make_pipeline(config, data.sources["test"], train=False)
+  logits, labels = classification.predict(model, variables, test)
+  m = classification.classification_metrics(logits, labels, objective="softmax",
+                                            prior=data.prior, class_counts_train=data.class_counts)
+  assert m["count"] == 80
+  assert m["accuracy"] == pytest.approx(res["classification"]["test"]["accuracy"], abs=1e-9)
+  assert m["mean_per_class_accuracy"] == pytest.approx(
+      res["classification"]["test"]["mean_per_class_accuracy"], abs=1e-9)

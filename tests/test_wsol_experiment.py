@@ -432,3 +432,11 @@ def test_the_library_path_reproduces_the_experiment(smoke_run):
   assert m["accuracy"] == pytest.approx(res["classification"]["test"]["accuracy"], abs=1e-9)
   assert m["mean_per_class_accuracy"] == pytest.approx(
       res["classification"]["test"]["mean_per_class_accuracy"], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_documented_smoke_table_is_what_the_code_prints(smoke_run):
+  """BUILD_NOTES' smoke table (``experiments.doc_tables``) equals this run's: tables cannot drift."""
+  from experiments import doc_tables
+  _, _, res, _ = smoke_run
+  assert doc_tables.documented("wsol_run", ["runs/smoke_wsol"]) == doc_tables.wsol_table([res]) + "\n"

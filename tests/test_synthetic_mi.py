@@ -183,3 +183,19 @@ def test_cli_bad_input_is_one_line_and_status_2(tmp_path):
   proc = run("--help")
   assert proc.returncode == 0 and "--config.train_per_class=10000" in proc.stdout
   assert "--output" in proc.stdout and "always written" in proc.stdout
+
+
+def test_pc_softmax_trains_with_the_training_prior():
+  """Balanced data: both objectives train the same network (uniform prior, same key), bitwise;
+  imbalanced data: PC-softmax uses the class frequencies, so the networks differ (a uniform prior
+  in PC-softmax training, i.e. plain softmax, would make them equal)."""
+  cfg = tiny()
+  data = sm.make_data(cfg, 2, jax.random.key(7, impl="rbg"))
+  key = jax.random.key(3, impl="rbg")
+  leaves = lambda setting, obj: jax.tree.leaves(
+      sm.train_model(cfg, data[setting], obj, key, progress=False, desc="")[0])
+  for a, b in zip(leaves("balanced", "softmax"), leaves("balanced", "pc_softmax")):
+    np.testing.assert_array_equal(a, b)
+  diffs = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+           for a, b in zip(leaves("imbalanced", "softmax"), leaves("imbalanced", "pc_softmax"))]
+  assert max(diffs) > 1e-3, diffs

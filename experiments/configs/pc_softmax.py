@@ -167,6 +167,7 @@ def _mnist(name: str = "mnist", mean: float = 0.1307, std: float = 0.3081):
   c.data.random_crop = False
   c.data.flip = False
   c.experiment.cache_images = True
+  c.experiment.parallel_runs = 2  # two runs at a time on a CPU (one at a time on an accelerator)
   c.batch_size = 64
   c.eval_batch_size = 1000
   c.num_train_steps = -1

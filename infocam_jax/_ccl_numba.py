@@ -2,16 +2,17 @@
 
 Private module behind :func:`infocam_jax.boxes.boxes_from_maps` and the
 localisation accumulators (``backend="numba"``). Pure NumPy in, NumPy out;
-:mod:`infocam_jax.boxes` wraps it in ``jax.pure_callback`` so it also runs
-inside ``jax.jit`` on the host CPU.
+:func:`infocam_jax._ccl.component_scan` wraps it in ``jax.pure_callback`` so
+it also runs inside ``jax.jit`` on the host CPU.
 
 Problem. Each float map is first normalised and quantised to an integer
 *level image* (:func:`_quantize_map`) so that "pixel is foreground at
 threshold t" becomes ``level >= q[t]``. For every query level ``q[t]`` we need
 facts about the 8-connected components of the foreground ``{level >= q[t]}``:
 
-* V1: the bounding box of the largest component (most pixels; ties broken by
-  the component whose first pixel in raster order comes first);
+* V1: the bounding box of the largest component: most pixels (ties: the
+  component whose first pixel in raster order comes first), or largest
+  ``cv2.contourArea`` of the outer contour (``LARGEST_CONTOUR``, below);
 * V2: for IoU thresholds ``delta_1 < ... < delta_J``, whether *any*
   component's box has IoU >= delta_j with some ground-truth box;
 * optionally the boxes of all components (largest first, at most ``K``).
@@ -46,6 +47,32 @@ never materialises the boxes.
 "IoU >= delta" is decided division free (``inter >= delta * union`` in float32,
 delta rounded down), the same formula as the JAX path
 (:func:`infocam_jax.boxes.iou_levels`), so the backends agree bit for bit.
+
+Contour area (``LARGEST_CONTOUR``, the reference evaluators' "largest"). The
+outer contour of an 8-connected component through its boundary pixel centres
+encloses, when the component has no hole, exactly the union of the unit
+squares of its 2x2 pixel quads with 4 pixels and the half squares of those
+with 3 (checked against ``cv2.contourArea`` in tests/test_boxes.py). That
+"quad area" and the Euler number (Gray's bit-quad formula, 8-connected
+foreground) change by a table lookup on the 8-neighbour mask when a pixel is
+activated and add when components merge, so each root carries both. At a
+query, a component without holes (Euler number 1) has contour area = quad
+area; a component with holes has a larger one, bounded by its bounding box
+``(x1 - x0) * (y1 - y0)``: only those holed components whose bound reaches
+the best area are traced (Suzuki-Abe border following on the active pixels,
+shoelace area). Ties go to the component whose first pixel comes *last* in
+raster order: OpenCV lists top-level contours in reverse order of discovery
+and ``max`` keeps the first maximum; a contour nested in a hole is always
+smaller than its parent, so it never ties for the maximum.
+
+Hole boxes (``hole_boxes``, wsolevaluation's V2 with ``RETR_TREE``). Every
+hole -- a 4-connected background component not connected to the image
+border -- has its own contour, whose bounding box is the hole's extent grown
+by one pixel. The number of holes at a query is ``components - Euler number``
+(free); only maps where some query has a hole and the V2 level is not
+already maximal get a second pass: background pixels in increasing level
+order, 4-connected union-find, roots carrying extent, border contact and the
+hole box's hit level.
 """
 
 from __future__ import annotations
@@ -57,11 +84,8 @@ import threading
 import numba
 import numpy as np
 
-# Box conventions applied to a component's inclusive pixel extent
-# (xmin, ymin, xmax, ymax) before the IoU (see boxes.py).
-BOX_INCLUSIVE = 0  # (xmin, ymin, xmax, ymax)
-BOX_CONTOUR_CLIPPED = 1  # wsolevaluation: (xmin, ymin, min(xmax+1, W-1), min(ymax+1, H-1))
-BOX_CONTOUR = 2  # official infoCAM: (xmin, ymin, xmax+1, ymax+1)
+from infocam_jax._ccl import (BOX_CONTOUR, BOX_CONTOUR_CLIPPED, BOX_INCLUSIVE, LARGEST_CONTOUR,
+                              LARGEST_PIXELS, QUANT_CUBEHELIX, QUANT_FLOAT, QUANT_UINT8)
 
 # Ring order of the 8 neighbours: W, NW, N, NE, E, SE, S, SW (dx, dy). W comes
 # first so that it is the representative of its group whenever it is active:
@@ -97,6 +121,43 @@ def _representatives_table() -> np.ndarray:
 
 
 _REPS = _representatives_table()
+
+
+def _quad_table() -> np.ndarray:
+  """[256, 2] int32: change of (2 x quad area, 4 x Euler number) when a pixel
+  with this 8-neighbour activity mask (ring order ``_RING``) is activated.
+
+  Quad area: +2 for a 2x2 quad of 4 foreground pixels, +1 for 3. Euler number
+  of an 8-connected foreground (Gray's bit quads): ``(Q1 - Q3 - 2 QD) / 4``
+  with Q1/Q3 the quads with one/three foreground pixels and QD the two
+  diagonal ones.
+  """
+  bit = {d: j for j, d in enumerate(_RING)}
+  quads = [((-1, -1), (0, -1), (-1, 0)), ((0, -1), (1, -1), (1, 0)),
+           ((-1, 0), (-1, 1), (0, 1)), ((1, 0), (0, 1), (1, 1))]
+
+  def contrib(q):  # q: the 4 values of a quad, row-major (a b / c d)
+    n = sum(q)
+    area = 2 if n == 4 else (1 if n == 3 else 0)
+    diag = n == 2 and q[0] == q[3]
+    euler = (1 if n == 1 else 0) - (1 if n == 3 else 0) - (2 if diag else 0)
+    return area, euler
+
+  table = np.zeros((256, 2), np.int32)
+  for mask in range(256):
+    for quad in quads:
+      cells = sorted(list(quad) + [(0, 0)], key=lambda d: (d[1], d[0]))  # row-major
+      for centre in (0, 1):
+        q = [centre if d == (0, 0) else (mask >> bit[d]) & 1 for d in cells]
+        a, e = contrib(q)
+        sign = 1 if centre else -1
+        table[mask, 0] += sign * a
+        table[mask, 1] += sign * e
+  table.setflags(write=False)
+  return table
+
+
+_QUAD = _quad_table()
 
 
 @numba.njit(cache=True, nogil=True)
@@ -143,10 +204,10 @@ def _hit_level(x0, y0, x1, y1, gt, gt_valid, gt_area, iou_thr, box_mode, clamp, 
   *down* to float32 (see boxes.iou_threshold_array); the JAX path uses the
   same formula, so both agree bit for bit.
   """
-  if box_mode == 1:
+  if box_mode == BOX_CONTOUR_CLIPPED:
     x1 = min(x1 + 1, width - 1)
     y1 = min(y1 + 1, height - 1)
-  elif box_mode == 2:
+  elif box_mode == BOX_CONTOUR:
     x1 = x1 + 1
     y1 = y1 + 1
   one = np.float32(1.0)
@@ -177,10 +238,95 @@ def _hit_level(x0, y0, x1, y1, gt, gt_valid, gt_area, iou_thr, box_mode, clamp, 
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes,
+def _outer_contour_area2(act, start, stride):
+  """Twice the ``cv2.contourArea`` of the outer contour of the component whose
+  first pixel in raster order is ``start`` (padded-grid index; ``act`` marks
+  the foreground, zero on the padding).
+
+  Suzuki-Abe border following (as ``cv2.findContours``): from ``start`` search
+  clockwise from its west neighbour for the first foreground neighbour
+  ``p1``; then at each border pixel search counter-clockwise, starting after
+  the pixel we came from; stop at the step ``p1 -> start``. The area is the
+  shoelace sum over the visited pixel centres.
+  """
+  # Neighbour offsets counter-clockwise on screen: E, NE, N, NW, W, SW, S, SE.
+  offs = np.empty(8, np.int64)
+  offs[0] = 1
+  offs[1] = -stride + 1
+  offs[2] = -stride
+  offs[3] = -stride - 1
+  offs[4] = -1
+  offs[5] = stride - 1
+  offs[6] = stride
+  offs[7] = stride + 1
+  s0 = np.int64(start)
+  first = -1
+  for k in range(1, 8):  # clockwise from W (direction 4): 3, 2, 1, 0, 7, 6, 5
+    d = (4 - k) & 7
+    if act[s0 + offs[d]] != 0:
+      first = d
+      break
+  if first < 0:
+    return np.int64(0)  # a single pixel
+  p1 = s0 + offs[first]
+  cur = s0
+  back = first  # direction from `cur` to the previous border pixel
+  area2 = np.int64(0)
+  while True:
+    d = (back + 1) & 7
+    while act[cur + offs[d]] == 0:
+      d = (d + 1) & 7
+    nxt = cur + offs[d]
+    area2 += (cur % stride) * (nxt // stride) - (nxt % stride) * (cur // stride)
+    if nxt == s0 and cur == p1:
+      break
+    back = (d + 4) & 7
+    cur = nxt
+  return area2 if area2 >= 0 else -area2
+
+
+@numba.njit(cache=True, nogil=True)
+def _largest_by_contour(act, attr, rlist, ncomp, stride, shift):
+  """Id of the live component with the largest outer contour area (ties: the
+  one whose first pixel comes last in raster order), or -1 when none."""
+  best = np.int64(-1)
+  best_a2 = np.int64(-1)
+  best_first = np.int64(-1)
+  holed = 0
+  for jj in range(ncomp):
+    c = rlist[jj]
+    if attr[c, 8] != 4:  # Euler number != 1: has holes, area decided below
+      holed += 1
+      continue
+    a2 = np.int64(attr[c, 7])
+    f = np.int64(attr[c, 1])
+    if a2 > best_a2 or (a2 == best_a2 and f > best_first):
+      best = np.int64(c)
+      best_a2 = a2
+      best_first = f
+  if holed == 0:
+    return best
+  for jj in range(ncomp):
+    c = rlist[jj]
+    if attr[c, 8] == 4:
+      continue
+    bound2 = 2 * np.int64(attr[c, 3] - attr[c, 2]) * np.int64(attr[c, 5] - attr[c, 4])
+    if bound2 < best_a2:
+      continue
+    f = np.int64(attr[c, 1])
+    a2 = _outer_contour_area2(act, f, stride)
+    if a2 > best_a2 or (a2 == best_a2 and f > best_first):
+      best = np.int64(c)
+      best_a2 = a2
+      best_first = f
+  return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest,
               gt, gt_valid, iou_thr, box_mode, clamp, empty_box,
-              out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp,
-              act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps):
+              out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, out_holes,
+              act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps, quad):
   height, width = levels.shape
   shift = 1
   while (1 << shift) < width + 2:
@@ -262,6 +408,9 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes,
   # cache than `parent`). Root attributes live in small tables indexed by a
   # component id; a root pixel stores -(id + 2) in `parent`, any other active
   # pixel its parent's index (inactive entries are never read).
+  contour = want_v1 and largest == LARGEST_CONTOUR
+  track = max_boxes > 0 or contour  # keep the list of live roots
+  euler4 = 0  # 4 x Euler number of the whole foreground
   ncomp = 0
   next_id = 0
   best = np.int64(-1)
@@ -283,6 +432,7 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes,
              | (np.uint64(act[p + u1]) << u4) | (np.uint64(act[p + us + u1]) << u5)
              | (np.uint64(act[p + us]) << u6) | (np.uint64(act[p + us - u1]) << u7))
         act[p] = 1
+        euler4 += quad[m, 1]
         px = np.int32((p & uxmask) - u1)
         py = np.int32((p >> ushift) - u1)
         nrep = reps[m, 0]
@@ -296,6 +446,8 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes,
           attr[i, 3] = px
           attr[i, 4] = py
           attr[i, 5] = py
+          attr[i, 7] = 0
+          attr[i, 8] = 4
           r = p
           ncomp += 1
           if want_v2:
@@ -303,7 +455,7 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes,
                            gt_area, iou_thr, box_mode, clamp, width, height)
             attr[i, 6] = h
             hist[h] += 1
-          if max_boxes > 0:
+          if track:
             rpos[i] = ncomp - 1
             rlist[ncomp - 1] = np.int32(i)
         else:
@@ -311,6 +463,8 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes,
           parent[p] = np.int32(r)
           i = np.uint64(-parent[r] - 2)
           attr[i, 0] += 1
+          attr[i, 7] += quad[m, 0]
+          attr[i, 8] += quad[m, 1]
           # Branch-free updates: these comparisons are data dependent and
           # mispredicted often (measured: ~30% of the scan time on smooth maps).
           attr[i, 1] = min(attr[i, 1], np.int32(p))
@@ -338,6 +492,8 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes,
             # absorb root r (id i) into root rn (id n_i)
             parent[r] = np.int32(rn)
             attr[n_i, 0] += attr[i, 0]
+            attr[n_i, 7] += attr[i, 7]
+            attr[n_i, 8] += attr[i, 8]
             if attr[i, 1] < attr[n_i, 1]:
               attr[n_i, 1] = attr[i, 1]
             if attr[i, 2] < attr[n_i, 2]:
@@ -351,7 +507,7 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes,
             ncomp -= 1
             if want_v2:
               hist[attr[i, 6]] -= 1
-            if max_boxes > 0:
+            if track:
               slot = rpos[i]
               last = rlist[ncomp]
               rlist[slot] = last
@@ -366,7 +522,7 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes,
             hist[attr[i, 6]] -= 1
             attr[i, 6] = h
             hist[h] += 1
-        if want_v1:
+        if want_v1 and not contour:
           a = np.int64(attr[i, 0])
           f = np.int64(attr[i, 1])
           better = (a > best_area) | ((a == best_area) & (f < best_first))
@@ -378,6 +534,10 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes,
       t = q_order[k]
       k += 1
       out_ncomp[t] = ncomp
+      out_holes[t] = ncomp - euler4 // 4
+      if contour:
+        best = _largest_by_contour(act, attr, rlist, ncomp, stride, shift)
+        best_area = np.int64(attr[best, 0]) if best >= 0 else 0
       if want_v1:
         if best < 0:
           out_area[t] = 0
@@ -438,12 +598,14 @@ def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float):
   """Float map -> level image and query levels.
 
   ``normalize``: per-map min-max ``(x - min) / (max - min)`` with the
-  arithmetic of the reference evaluators: float32 for modes 0 and 1
-  (wsolevaluation's ``normalize_scoremap``), float64 for mode 2 (the official
-  infoCAM ``intensity_to_rgb``); a map with a non-finite value or zero range
-  becomes zeros. ``mode`` 0: ``level = #{ts < v}`` (``ts`` sorted, NaN -> 0),
-  queries ``q_float``; 1: ``level = uint8(255 v)``; 2: ``level = lut[min(int(256
-  v), 255)]``; for 1 and 2 the queries are ``table[max level]``.
+  arithmetic of the reference evaluators: float64 for ``QUANT_UINT8``
+  (wsolevaluation's ``normalize_scoremap`` on ``t2n``'s float64) and
+  ``QUANT_CUBEHELIX`` (the official infoCAM ``intensity_to_rgb``), float32 for
+  ``QUANT_FLOAT``; a map with a non-finite value or zero range becomes zeros.
+  ``QUANT_FLOAT``: ``level = #{ts < v}`` (``ts`` sorted, NaN -> 0), queries
+  ``q_float``; ``QUANT_UINT8``: ``level = uint8(255 v)``; ``QUANT_CUBEHELIX``:
+  ``level = lut[min(int(256 v), 255)]``; for the last two the queries are
+  ``table[max level]``.
   """
   height, width = m.shape
   zero32 = np.float32(0.0)
@@ -475,12 +637,14 @@ def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float):
       mode32_overflow = not np.isfinite(span32)  # range beyond float32: use float64
   num_t = ts.shape[0]
   top = 0
-  if mode == 1 and ok and not mode32_overflow:
-    # The common case (wsolevaluation protocol) in a tight, branch-free loop.
+  if mode == QUANT_UINT8 and ok:
+    # wsolevaluation in float64 as it runs (``t2n`` casts to float64; ``cam -=
+    # cam.min(); cam /= cam.max()``; ``(cam * 255).astype(np.uint8)``), in a
+    # tight, branch-free loop.
     for y in range(height):
       for x in range(width):
-        v = min(max((m[y, x] - mn) / span32, zero32), one32)
-        lev = np.int32(v * np.float32(255.0))
+        w64 = min(max((np.float64(m[y, x]) - mn64) / span64, 0.0), 1.0)
+        lev = np.int32(w64 * 255.0)
         levels[y, x] = lev
         top = max(top, lev)
     for t in range(q_out.shape[0]):
@@ -489,7 +653,7 @@ def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float):
   for y in range(height):
     for x in range(width):
       v = m[y, x]
-      if mode == 2:
+      if mode == QUANT_CUBEHELIX:
         if normalize:
           w = (np.float64(v) - mn64) / span64 if ok else 0.0
         else:
@@ -505,7 +669,7 @@ def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float):
               v = (v - mn) / span32
           else:
             v = zero32
-        if mode == 0:
+        if mode == QUANT_FLOAT:
           a = 0
           b = num_t
           while a < b:
@@ -516,20 +680,159 @@ def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float):
               b = c
           lev = a
         else:
-          v = min(max(v, zero32), one32) if v == v else zero32
-          lev = np.int64(v * np.float32(255.0))
+          w64 = min(max(np.float64(v), 0.0), 1.0) if v == v else 0.0
+          lev = np.int64(w64 * 255.0)
       levels[y, x] = lev
       if lev > top:
         top = lev
   for t in range(q_out.shape[0]):
-    q_out[t] = q_float[t] if mode == 0 else table[top, t]
+    q_out[t] = q_float[t] if mode == QUANT_FLOAT else table[top, t]
+
+
+@numba.njit(cache=True, nogil=True)
+def _resize_cubic64(m, iy, wy, ix, wx, tmp, out):
+  """``cv2.resize(float64(m), INTER_CUBIC)`` bit for bit: a horizontal then a
+  vertical 4-tap pass in float64 with OpenCV's float32 tap weights and
+  replicated-border indices (``iy/ix`` int64 ``[H|W, 4]``, ``wy/wx`` float64)."""
+  h = m.shape[0]
+  big_h, big_w = out.shape
+  for r in range(h):
+    for d in range(big_w):
+      tmp[r, d] = (((np.float64(m[r, ix[d, 0]]) * wx[d, 0] + np.float64(m[r, ix[d, 1]]) * wx[d, 1])
+                    + np.float64(m[r, ix[d, 2]]) * wx[d, 2]) + np.float64(m[r, ix[d, 3]]) * wx[d, 3])
+  for o in range(big_h):
+    r0 = iy[o, 0]
+    r1 = iy[o, 1]
+    r2 = iy[o, 2]
+    r3 = iy[o, 3]
+    for d in range(big_w):
+      out[o, d] = (((tmp[r0, d] * wy[o, 0] + tmp[r1, d] * wy[o, 1]) + tmp[r2, d] * wy[o, 2])
+                   + tmp[r3, d] * wy[o, 3])
+
+
+@numba.njit(cache=True, nogil=True)
+def _hole_find(parent, p):
+  while parent[p] != p:
+    parent[p] = parent[parent[p]]
+    p = parent[p]
+  return p
+
+
+@numba.njit(cache=True, nogil=True)
+def _hole_levels(levels, q, num_levels, gt, gt_valid, iou_thr, box_mode, clamp, out,
+                 parent, hattr, order, counts):
+  """V2 hit level of the boxes of the holes at every query (``out [T]``).
+
+  Background at query t: ``levels < q[t]``. Pixels are activated in
+  increasing level order and united with their active 4-neighbours; a root
+  holds its extent and whether it touches the image border (then it is not a
+  hole). A hole's contour box is its extent grown by one pixel (the border
+  pixels of the enclosing component), then ``box_mode`` as for components.
+  """
+  height, width = levels.shape
+  hw = height * width
+  num_j = iou_thr.shape[0]
+  gt_area = np.empty(gt.shape[0], np.float32)
+  one = np.float32(1.0)
+  for g in range(gt.shape[0]):
+    gt_area[g] = (gt[g, 2] - gt[g, 0] + one) * (gt[g, 3] - gt[g, 1] + one)
+  for i in range(num_levels + 1):
+    counts[i] = 0
+  for y in range(height):
+    for x in range(width):
+      counts[min(levels[y, x], num_levels - 1) + 1] += 1
+  for i in range(num_levels):
+    counts[i + 1] += counts[i]
+  for y in range(height):
+    for x in range(width):
+      v = min(levels[y, x], num_levels - 1)
+      order[counts[v]] = y * width + x
+      counts[v] += 1
+  for i in range(hw):
+    parent[i] = -1
+  hist = np.zeros(num_j + 1, np.int64)
+  num_q = q.shape[0]
+  qs = np.empty(num_q, np.int64)
+  for t in range(num_q):
+    qs[t] = min(max(np.int64(q[t]), 0), num_levels)
+  q_order = np.argsort(qs, kind="mergesort")
+  pos = 0
+  for k in range(num_q):
+    t = q_order[k]
+    v = qs[t]
+    while pos < hw and min(levels[order[pos] // width, order[pos] % width], num_levels - 1) < v:
+      p = order[pos]
+      pos += 1
+      py = p // width
+      px = p % width
+      parent[p] = p
+      hattr[p, 0] = px
+      hattr[p, 1] = py
+      hattr[p, 2] = px
+      hattr[p, 3] = py
+      hattr[p, 4] = 1 if (px == 0 or py == 0 or px == width - 1 or py == height - 1) else 0
+      if hattr[p, 4] == 0:
+        h = _hit_level(np.int64(px - 1), np.int64(py - 1), np.int64(px + 1), np.int64(py + 1),
+                       gt, gt_valid, gt_area, iou_thr, box_mode, clamp, width, height)
+        hattr[p, 5] = h
+        hist[h] += 1
+      r = p
+      for nb in range(4):
+        if nb == 0:
+          if px == 0:
+            continue
+          n = p - 1
+        elif nb == 1:
+          if px == width - 1:
+            continue
+          n = p + 1
+        elif nb == 2:
+          if py == 0:
+            continue
+          n = p - width
+        else:
+          if py == height - 1:
+            continue
+          n = p + width
+        if parent[n] < 0:
+          continue
+        rn = _hole_find(parent, n)
+        if rn == r:
+          continue
+        if hattr[r, 4] == 0:
+          hist[hattr[r, 5]] -= 1
+        if hattr[rn, 4] == 0:
+          hist[hattr[rn, 5]] -= 1
+        parent[r] = rn
+        hattr[rn, 0] = min(hattr[rn, 0], hattr[r, 0])
+        hattr[rn, 1] = min(hattr[rn, 1], hattr[r, 1])
+        hattr[rn, 2] = max(hattr[rn, 2], hattr[r, 2])
+        hattr[rn, 3] = max(hattr[rn, 3], hattr[r, 3])
+        hattr[rn, 4] = hattr[rn, 4] | hattr[r, 4]
+        r = rn
+        if hattr[r, 4] == 0:
+          h = _hit_level(np.int64(hattr[r, 0] - 1), np.int64(hattr[r, 1] - 1),
+                         np.int64(hattr[r, 2] + 1), np.int64(hattr[r, 3] + 1),
+                         gt, gt_valid, gt_area, iou_thr, box_mode, clamp, width, height)
+          hattr[r, 5] = h
+          hist[h] += 1
+    h = num_j
+    while h > 0 and hist[h] == 0:
+      h -= 1
+    out[t] = h
 
 
 @numba.njit(cache=True, nogil=True)
 def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, hi,
-                want_v1, want_v2, max_boxes, gt, gt_valid, iou_thr, box_mode, clamp, empty_box,
-                out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, reps):
-  _, height, width = maps.shape
+                iy, wy, ix, wx, want_v1, want_v2, max_boxes, largest, hole_boxes,
+                gt, gt_valid, iou_thr, box_mode, clamp, empty_box,
+                out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, reps, quad):
+  _, raw_h, raw_w = maps.shape
+  resize = iy.shape[0] > 0
+  height = iy.shape[0] if resize else raw_h
+  width = ix.shape[0] if resize else raw_w
+  tmp = np.empty((raw_h if resize else 0, width), np.float64)
+  big = np.empty((height if resize else 0, width), np.float64)
   shift = 1
   while (1 << shift) < width + 2:
     shift += 1
@@ -537,10 +840,19 @@ def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, 
   hw = height * width
   act = np.empty(n, np.uint8)
   parent = np.empty(n, np.int32)
-  # per component id: area, first pixel, x0, x1, y0, y1, V2 hit level (one row)
-  attr = np.empty((hw, 8), np.int32)
-  rpos = np.empty(hw if max_boxes > 0 else 1, np.int32)
-  rlist = np.empty(hw if max_boxes > 0 else 1, np.int32)
+  # per component id: area, first pixel, x0, x1, y0, y1, V2 hit level,
+  # 2 x quad area, 4 x Euler number (one row)
+  attr = np.empty((hw, 9), np.int32)
+  track = max_boxes > 0 or (want_v1 and largest == LARGEST_CONTOUR)
+  rpos = np.empty(hw if track else 1, np.int32)
+  rlist = np.empty(hw if track else 1, np.int32)
+  holes = np.zeros(q_float.shape[0], np.int64)
+  hole_level = np.zeros(q_float.shape[0], np.int64)
+  num_j = iou_thr.shape[0]
+  hparent = np.empty(hw if (want_v2 and hole_boxes) else 0, np.int64)
+  hattr = np.empty((hw if (want_v2 and hole_boxes) else 0, 6), np.int64)
+  horder = np.empty(hw if (want_v2 and hole_boxes) else 0, np.int64)
+  hcounts = np.empty(num_levels + 2, np.int64)
   counts = np.empty(max(num_levels, q_float.shape[0]) + 2, np.int64)
   bucket = np.empty(num_levels, np.int64)
   dq = np.empty(q_float.shape[0] + 1, np.int64)
@@ -548,11 +860,26 @@ def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, 
   levels = np.empty((height, width), np.int32)
   q = np.empty(q_float.shape[0], np.int32)
   for b in range(lo, hi):
-    _quantize_map(maps[b], mode, normalize, ts, table, lut, levels, q, q_float)
-    _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes,
+    if resize:
+      _resize_cubic64(maps[b], iy, wy, ix, wx, tmp, big)
+      _quantize_map(big, mode, normalize, ts, table, lut, levels, q, q_float)
+    else:
+      _quantize_map(maps[b], mode, normalize, ts, table, lut, levels, q, q_float)
+    _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest,
               gt[b], gt_valid[b], iou_thr, box_mode, clamp, empty_box,
               out_box[b], out_area[b], out_v2[b], out_mbox[b], out_marea[b], out_ncomp[b],
-              act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps)
+              holes, act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps, quad)
+    if want_v2 and hole_boxes:
+      need = False
+      for t in range(q.shape[0]):
+        if holes[t] > 0 and out_v2[b, t] < num_j:
+          need = True
+      if need:
+        _hole_levels(levels, q, num_levels, gt[b], gt_valid[b], iou_thr, box_mode, clamp,
+                     hole_level, hparent, hattr, horder, hcounts)
+        for t in range(q.shape[0]):
+          if holes[t] > 0 and hole_level[t] > out_v2[b, t]:
+            out_v2[b, t] = hole_level[t]
 
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
@@ -575,45 +902,54 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
     return _POOL
 
 
-QUANT_FLOAT = 0
-QUANT_UINT8 = 1
-QUANT_LUT = 2
-
-
 def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lut=None,
-              want_v1=True, gt=None, gt_valid=None, iou_thr=None, box_mode=BOX_INCLUSIVE,
-              clamp=True, empty_box=None, max_boxes=0, num_threads=None):
+              resize_taps=None, want_v1=True, largest=LARGEST_PIXELS, gt=None, gt_valid=None,
+              iou_thr=None, box_mode=BOX_INCLUSIVE, clamp=True, empty_box=None,
+              hole_boxes=False, max_boxes=0, num_threads=None):
   """Quantises float maps and runs the one-pass component scan over the batch.
 
   Args:
-    maps: float32 ``[B, H, W]``.
+    maps: float32 ``[B, h, w]``.
     mode: ``QUANT_FLOAT`` (foreground of query t: ``level >= q_float[t]`` with
       ``level = #{thresholds < v}``), ``QUANT_UINT8`` (``level = floor(255 v)``)
-      or ``QUANT_LUT`` (``level = lut[min(floor(256 v), 255)]``); for the last
-      two the queries are ``table[max level of the map]``.
+      or ``QUANT_CUBEHELIX`` (``level = lut[min(floor(256 v), 255)]``); for
+      the last two the queries are ``table[max level of the map]``.
     normalize: min-max normalise each map first (as ``cam.normalize_maps``).
     thresholds: float32 ``[T]`` sorted ascending (QUANT_FLOAT only).
     q_float: int32 ``[T]`` query levels (QUANT_FLOAT).
-    table: int32 ``[256, T]`` query level per map maximum (QUANT_UINT8/LUT).
-    lut: uint8 ``[256]`` (QUANT_LUT).
+    table: int32 ``[256, T]`` query level per map maximum (gray modes).
+    lut: uint8 ``[256]`` (QUANT_CUBEHELIX).
+    resize_taps: None, or ``(iy, wy, ix, wx)`` from
+      :func:`infocam_jax._ccl.cv2_cubic_taps`: each map is first resized to
+      ``[len(iy), len(ix)]`` exactly as ``cv2.resize`` of its float64 copy.
     want_v1: compute the largest component's box and area.
+    largest: ``LARGEST_PIXELS`` or ``LARGEST_CONTOUR`` (V1).
     gt, gt_valid, iou_thr: float32 ``[B, G, 4]``, bool ``[B, G]``, float32
       ``[J]`` ascending; when ``gt`` is given, V2 hit levels are computed.
     box_mode: one of ``BOX_*`` (convention applied before the IoU).
     clamp: clamp the intersection at zero (False: the official infoCAM IoU).
     empty_box: ``(x0, y0, x1, y1)`` evaluated when a foreground is empty, or
       None (an empty foreground never hits).
+    hole_boxes: V2 also evaluates the contour boxes of holes.
     max_boxes: K > 0 also returns the K largest components' boxes.
     num_threads: worker threads (default: the CPUs this process may use).
 
   Returns:
     dict with ``box`` int32 ``[B, T, 4]`` (inclusive extent, zeros when empty),
-    ``area`` int32 ``[B, T]``, ``v2_level`` int8 ``[B, T]`` (number of IoU
-    thresholds met by the best component), ``num_components`` int32 ``[B, T]``,
-    ``multi_box`` int32 ``[B, T, K, 4]``, ``multi_area`` int32 ``[B, T, K]``.
+    ``area`` int32 ``[B, T]`` (pixels; 0 = empty foreground), ``v2_level`` int8
+    ``[B, T]`` (number of IoU thresholds met by the best box),
+    ``num_components`` int32 ``[B, T]``, ``multi_box`` int32 ``[B, T, K, 4]``,
+    ``multi_area`` int32 ``[B, T, K]``.
   """
   maps = np.ascontiguousarray(maps, dtype=np.float32)
-  num_b, height, width = maps.shape
+  num_b = maps.shape[0]
+  if resize_taps is None:
+    iy = ix = np.zeros((0, 4), np.int64)
+    wy = wx = np.zeros((0, 4), np.float64)
+    height, width = maps.shape[1:]
+  else:
+    iy, wy, ix, wx = (np.ascontiguousarray(a) for a in resize_taps)
+    height, width = iy.shape[0], ix.shape[0]
   if height + 2 > 32767 or width + 2 > 32767:
     raise ValueError(f"maps must be smaller than 32765 pixels per side, got {height}x{width}.")
   ts = np.ascontiguousarray(thresholds, dtype=np.float32).reshape(-1)
@@ -650,9 +986,10 @@ def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lu
   if num_b == 0:
     return out
   head = (maps, int(mode), bool(normalize), ts, table, lut, q_float, num_levels)
-  tail = (bool(want_v1), bool(want_v2), k, gt, gt_valid, iou_thr, int(box_mode), bool(clamp), eb,
-          out["box"], out["area"], out["v2_level"], out["multi_box"], out["multi_area"],
-          out["num_components"], _REPS)
+  tail = (iy, wy, ix, wx, bool(want_v1), bool(want_v2), k, int(largest), bool(hole_boxes), gt,
+          gt_valid, iou_thr, int(box_mode), bool(clamp), eb, out["box"], out["area"],
+          out["v2_level"], out["multi_box"], out["multi_area"], out["num_components"], _REPS,
+          _QUAD)
   threads = default_num_threads() if num_threads is None else max(1, int(num_threads))
   threads = min(threads, num_b)
   if threads == 1:

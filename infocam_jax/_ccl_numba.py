@@ -58,8 +58,9 @@ foreground) change by a table lookup on the 8-neighbour mask when a pixel is
 activated and add when components merge, so each root carries both. At a
 query, a component without holes (Euler number 1) has contour area = quad
 area; a component with holes has a larger one, bounded by its bounding box
-``(x1 - x0) * (y1 - y0)``: only those holed components whose bound reaches
-the best area are traced (Suzuki-Abe border following on the active pixels,
+``(x1 - x0) * (y1 - y0)``: unless one holed component's quad area already
+exceeds every rival's bound, the holed components whose bound reaches the
+best area are traced (Suzuki-Abe border following on the active pixels,
 shoelace area). Ties go to the component whose first pixel comes *last* in
 raster order: OpenCV lists top-level contours in reverse order of discovery
 and ``max`` keeps the first maximum; a contour nested in a hole is always
@@ -306,6 +307,27 @@ def _largest_by_contour(act, attr, rlist, ncomp, stride, shift):
       best_first = f
   if holed == 0:
     return best
+  # A holed component's contour area lies between its quad area (holes only add area)
+  # and its bounding-box bound (x1 - x0) * (y1 - y0). When one holed candidate's lower
+  # bound beats every other candidate's upper bound it wins without being traced.
+  lead = np.int64(-1)
+  lead_lo = np.int64(-1)
+  for jj in range(ncomp):
+    c = rlist[jj]
+    if attr[c, 8] != 4 and np.int64(attr[c, 7]) > lead_lo:
+      lead = np.int64(c)
+      lead_lo = np.int64(attr[c, 7])
+  if lead_lo > best_a2:
+    clear = True
+    for jj in range(ncomp):
+      c = rlist[jj]
+      if attr[c, 8] != 4 and c != lead:
+        bound2 = 2 * np.int64(attr[c, 3] - attr[c, 2]) * np.int64(attr[c, 5] - attr[c, 4])
+        if bound2 >= lead_lo:
+          clear = False
+          break
+    if clear:
+      return lead
   for jj in range(ncomp):
     c = rlist[jj]
     if attr[c, 8] == 4:
@@ -325,7 +347,7 @@ def _largest_by_contour(act, attr, rlist, ncomp, stride, shift):
 @numba.njit(cache=True, nogil=True)
 def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest,
               gt, gt_valid, iou_thr, box_mode, clamp, empty_box,
-              out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, out_holes,
+              out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, out_holes, out_nfg,
               act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps, quad):
   height, width = levels.shape
   shift = 1
@@ -535,6 +557,7 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest,
       k += 1
       out_ncomp[t] = ncomp
       out_holes[t] = ncomp - euler4 // 4
+      out_nfg[t] = pos
       if contour:
         best = _largest_by_contour(act, attr, rlist, ncomp, stride, shift)
         best_area = np.int64(attr[best, 0]) if best >= 0 else 0
@@ -712,114 +735,175 @@ def _resize_cubic64(m, iy, wy, ix, wx, tmp, out):
 
 @numba.njit(cache=True, nogil=True)
 def _hole_find(parent, p):
-  while parent[p] != p:
-    parent[p] = parent[parent[p]]
-    p = parent[p]
-  return p
+  """Root of pixel p in the background union-find (roots point to themselves)."""
+  while True:
+    q = parent[p]
+    if q == p:
+      return p
+    g = parent[q]
+    if g == q:
+      return q
+    parent[p] = g
+    p = g
 
 
 @numba.njit(cache=True, nogil=True)
-def _hole_levels(levels, q, num_levels, gt, gt_valid, iou_thr, box_mode, clamp, out,
-                 parent, hattr, order, counts):
-  """V2 hit level of the boxes of the holes at every query (``out [T]``).
+def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, clamp, out,
+                 parent, hattr, order, counts, hlist):
+  """V2 hit level of the boxes of the holes at the queries with ``need[t]`` (``out [T]``).
 
   Background at query t: ``levels < q[t]``. Pixels are activated in
-  increasing level order and united with their active 4-neighbours; a root
-  holds its extent and whether it touches the image border (then it is not a
-  hole). A hole's contour box is its extent grown by one pixel (the border
-  pixels of the enclosing component), then ``box_mode`` as for components.
+  increasing level order, only up to the highest needed query, and united
+  with their active 4-neighbours on a padded grid whose padding is one
+  active "outside" component; a root holds its extent and whether it is
+  connected to the outside (then it is not a hole). A hole's contour box is
+  its extent grown by one pixel (the enclosing component's pixels around
+  it), then ``box_mode`` as for components. The live holes are kept in a
+  list (``hattr[r, 5]`` = position) and their boxes evaluated only at the
+  needed queries.
   """
   height, width = levels.shape
-  hw = height * width
+  shift = 1
+  while (1 << shift) < width + 2:
+    shift += 1
+  stride = 1 << shift
+  xmask = stride - 1
+  n = (height + 2) * stride
   num_j = iou_thr.shape[0]
+  num_q = q.shape[0]
+  vmax = 0
+  for t in range(num_q):
+    out[t] = 0
+    if need[t]:
+      vmax = max(vmax, min(max(np.int64(q[t]), 0), num_levels))
+  if vmax == 0:
+    return
   gt_area = np.empty(gt.shape[0], np.float32)
   one = np.float32(1.0)
   for g in range(gt.shape[0]):
     gt_area[g] = (gt[g, 2] - gt[g, 0] + one) * (gt[g, 3] - gt[g, 1] + one)
-  for i in range(num_levels + 1):
+  # Counting sort (raster order inside a level) of the pixels below vmax.
+  for i in range(vmax + 1):
     counts[i] = 0
   for y in range(height):
     for x in range(width):
-      counts[min(levels[y, x], num_levels - 1) + 1] += 1
-  for i in range(num_levels):
+      v = levels[y, x]
+      if v < vmax:
+        counts[v + 1] += 1
+  for i in range(vmax):
     counts[i + 1] += counts[i]
   for y in range(height):
+    row = (y + 1) * stride + 1
     for x in range(width):
-      v = min(levels[y, x], num_levels - 1)
-      order[counts[v]] = y * width + x
-      counts[v] += 1
-  for i in range(hw):
+      v = levels[y, x]
+      if v < vmax:
+        order[counts[v]] = row + x
+        counts[v] += 1
+  # Padding: active, one component (root 0) connected to the outside.
+  for i in range(n):
     parent[i] = -1
-  hist = np.zeros(num_j + 1, np.int64)
-  num_q = q.shape[0]
+  for x in range(stride):
+    parent[x] = 0
+    parent[(height + 1) * stride + x] = 0
+  for y in range(1, height + 1):
+    parent[y * stride] = 0
+    for x in range(width + 1, stride):
+      parent[y * stride + x] = 0
+  hattr[0, 4] = 1
+  nl = 0
   qs = np.empty(num_q, np.int64)
   for t in range(num_q):
     qs[t] = min(max(np.int64(q[t]), 0), num_levels)
   q_order = np.argsort(qs, kind="mergesort")
+  # counts[v] is now the end of level v's run in `order`.
   pos = 0
+  last_p = -1
+  last_r = np.int32(-1)
   for k in range(num_q):
     t = q_order[k]
     v = qs[t]
-    while pos < hw and min(levels[order[pos] // width, order[pos] % width], num_levels - 1) < v:
+    if v > vmax:
+      break
+    end = counts[v - 1] if v > 0 else 0
+    while pos < end:
       p = order[pos]
+      py = (p >> shift) - 1
+      px = (p & xmask) - 1
       pos += 1
-      py = p // width
-      px = p % width
-      parent[p] = p
-      hattr[p, 0] = px
-      hattr[p, 1] = py
-      hattr[p, 2] = px
-      hattr[p, 3] = py
-      hattr[p, 4] = 1 if (px == 0 or py == 0 or px == width - 1 or py == height - 1) else 0
-      if hattr[p, 4] == 0:
-        h = _hit_level(np.int64(px - 1), np.int64(py - 1), np.int64(px + 1), np.int64(py + 1),
-                       gt, gt_valid, gt_area, iou_thr, box_mode, clamp, width, height)
-        hattr[p, 5] = h
-        hist[h] += 1
-      r = p
-      for nb in range(4):
+      # Roots of the active 4-neighbours (the padding is the outside component).
+      r = np.int32(-1)
+      was_counted = False
+      nb0 = 0
+      if last_p == p - 1:  # the west neighbour, processed just before: its root is known
+        r = last_r
+        was_counted = hattr[r, 4] == 0
+        nb0 = 1
+      for nb in range(nb0, 4):
         if nb == 0:
-          if px == 0:
-            continue
-          n = p - 1
+          m = p - 1
         elif nb == 1:
-          if px == width - 1:
-            continue
-          n = p + 1
+          m = p + 1
         elif nb == 2:
-          if py == 0:
-            continue
-          n = p - width
+          m = p - stride
         else:
-          if py == height - 1:
-            continue
-          n = p + width
-        if parent[n] < 0:
+          m = p + stride
+        if parent[m] < 0:
           continue
-        rn = _hole_find(parent, n)
+        rn = _hole_find(parent, m)
+        if r < 0:
+          r = rn
+          was_counted = hattr[r, 4] == 0
+          continue
         if rn == r:
           continue
-        if hattr[r, 4] == 0:
-          hist[hattr[r, 5]] -= 1
-        if hattr[rn, 4] == 0:
-          hist[hattr[rn, 5]] -= 1
-        parent[r] = rn
-        hattr[rn, 0] = min(hattr[rn, 0], hattr[r, 0])
-        hattr[rn, 1] = min(hattr[rn, 1], hattr[r, 1])
-        hattr[rn, 2] = max(hattr[rn, 2], hattr[r, 2])
-        hattr[rn, 3] = max(hattr[rn, 3], hattr[r, 3])
-        hattr[rn, 4] = hattr[rn, 4] | hattr[r, 4]
-        r = rn
-        if hattr[r, 4] == 0:
-          h = _hit_level(np.int64(hattr[r, 0] - 1), np.int64(hattr[r, 1] - 1),
-                         np.int64(hattr[r, 2] + 1), np.int64(hattr[r, 3] + 1),
-                         gt, gt_valid, gt_area, iou_thr, box_mode, clamp, width, height)
-          hattr[r, 5] = h
-          hist[h] += 1
-    h = num_j
-    while h > 0 and hist[h] == 0:
-      h -= 1
-    out[t] = h
+        if hattr[rn, 4] == 0:  # drop rn from the list of holes
+          i = hattr[rn, 5]
+          nl -= 1
+          last = hlist[nl]
+          hlist[i] = last
+          hattr[last, 5] = i
+        parent[rn] = r
+        hattr[r, 4] = hattr[r, 4] | hattr[rn, 4]
+        hattr[r, 0] = min(hattr[r, 0], hattr[rn, 0])
+        hattr[r, 1] = min(hattr[r, 1], hattr[rn, 1])
+        hattr[r, 2] = max(hattr[r, 2], hattr[rn, 2])
+        hattr[r, 3] = max(hattr[r, 3], hattr[rn, 3])
+      if r < 0:  # a new background component
+        r = np.int32(p)
+        parent[p] = r
+        hattr[r, 0] = px
+        hattr[r, 1] = py
+        hattr[r, 2] = px
+        hattr[r, 3] = py
+        hattr[r, 4] = 0
+        hattr[r, 5] = nl
+        hlist[nl] = r
+        nl += 1
+      else:
+        parent[p] = r
+        hattr[r, 0] = min(hattr[r, 0], px)
+        hattr[r, 1] = min(hattr[r, 1], py)
+        hattr[r, 2] = max(hattr[r, 2], px)
+        hattr[r, 3] = max(hattr[r, 3], py)
+        if was_counted and hattr[r, 4] != 0:  # now connected to the outside: not a hole
+          i = hattr[r, 5]
+          nl -= 1
+          last = hlist[nl]
+          hlist[i] = last
+          hattr[last, 5] = i
+      last_p = p
+      last_r = r
+    if need[t]:
+      best = 0
+      for i in range(nl):
+        c = hlist[i]
+        h = _hit_level(np.int64(hattr[c, 0] - 1), np.int64(hattr[c, 1] - 1),
+                       np.int64(hattr[c, 2] + 1), np.int64(hattr[c, 3] + 1),
+                       gt, gt_valid, gt_area, iou_thr, box_mode, clamp, width, height)
+        best = max(best, h)
+        if best == num_j:
+          break
+      out[t] = best
 
 
 @numba.njit(cache=True, nogil=True)
@@ -847,12 +931,16 @@ def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, 
   rpos = np.empty(hw if track else 1, np.int32)
   rlist = np.empty(hw if track else 1, np.int32)
   holes = np.zeros(q_float.shape[0], np.int64)
+  nfg = np.zeros(q_float.shape[0], np.int64)
   hole_level = np.zeros(q_float.shape[0], np.int64)
   num_j = iou_thr.shape[0]
-  hparent = np.empty(hw if (want_v2 and hole_boxes) else 0, np.int64)
-  hattr = np.empty((hw if (want_v2 and hole_boxes) else 0, 6), np.int64)
-  horder = np.empty(hw if (want_v2 and hole_boxes) else 0, np.int64)
+  holes_on = want_v2 and hole_boxes
+  hparent = np.empty(n if holes_on else 0, np.int32)
+  hattr = np.empty((n if holes_on else 0, 6), np.int32)
+  horder = np.empty(hw if holes_on else 0, np.int32)
+  hlist = np.empty(hw if holes_on else 0, np.int32)
   hcounts = np.empty(num_levels + 2, np.int64)
+  need = np.zeros(q_float.shape[0], np.bool_)
   counts = np.empty(max(num_levels, q_float.shape[0]) + 2, np.int64)
   bucket = np.empty(num_levels, np.int64)
   dq = np.empty(q_float.shape[0] + 1, np.int64)
@@ -868,17 +956,32 @@ def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, 
     _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest,
               gt[b], gt_valid[b], iou_thr, box_mode, clamp, empty_box,
               out_box[b], out_area[b], out_v2[b], out_mbox[b], out_marea[b], out_ncomp[b],
-              holes, act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps, quad)
-    if want_v2 and hole_boxes:
-      need = False
+              holes, nfg, act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps,
+              quad)
+    if holes_on:
+      # Holes matter only at queries with a hole where the components' boxes do not
+      # already meet every IoU threshold, and where a hole box could be large enough:
+      # a hole of k pixels spans w + h <= k + 1, so its contour box has area <=
+      # ((k + 7) / 2)^2, and IoU <= area ratio.
+      any_need = False
       for t in range(q.shape[0]):
+        need[t] = False
         if holes[t] > 0 and out_v2[b, t] < num_j:
-          need = True
-      if need:
-        _hole_levels(levels, q, num_levels, gt[b], gt_valid[b], iou_thr, box_mode, clamp,
-                     hole_level, hparent, hattr, horder, hcounts)
+          k_bg = np.float64(hw - nfg[t])
+          bound = ((k_bg + 7.0) / 2.0) ** 2
+          thr = np.float64(iou_thr[out_v2[b, t]])
+          for g in range(gt.shape[1]):
+            if gt_valid[b, g]:
+              ga = (np.float64(gt[b, g, 2]) - gt[b, g, 0] + 1.0) * (
+                  np.float64(gt[b, g, 3]) - gt[b, g, 1] + 1.0)
+              if bound >= thr * ga - 1e-6 * ga:
+                need[t] = True
+          any_need = any_need or need[t]
+      if any_need:
+        _hole_levels(levels, q, need, num_levels, gt[b], gt_valid[b], iou_thr, box_mode, clamp,
+                     hole_level, hparent, hattr, horder, hcounts, hlist)
         for t in range(q.shape[0]):
-          if holes[t] > 0 and hole_level[t] > out_v2[b, t]:
+          if need[t] and hole_level[t] > out_v2[b, t]:
             out_v2[b, t] = hole_level[t]
 
 

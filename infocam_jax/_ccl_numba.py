@@ -345,9 +345,9 @@ def _largest_by_contour(act, attr, rlist, ncomp, stride, shift):
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest,
+def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_boxes,
               gt, gt_valid, iou_thr, box_mode, clamp, empty_box,
-              out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, out_holes, out_nfg,
+              out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, out_holes, out_hole2,
               act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps, quad):
   height, width = levels.shape
   shift = 1
@@ -431,7 +431,8 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest,
   # component id; a root pixel stores -(id + 2) in `parent`, any other active
   # pixel its parent's index (inactive entries are never read).
   contour = want_v1 and largest == LARGEST_CONTOUR
-  track = max_boxes > 0 or contour  # keep the list of live roots
+  holes_on = want_v2 and hole_boxes
+  track = max_boxes > 0 or contour or holes_on  # keep the list of live roots
   euler4 = 0  # 4 x Euler number of the whole foreground
   ncomp = 0
   next_id = 0
@@ -557,7 +558,17 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest,
       k += 1
       out_ncomp[t] = ncomp
       out_holes[t] = ncomp - euler4 // 4
-      out_nfg[t] = pos
+      out_hole2[t] = 0
+      if holes_on and out_holes[t] > 0:
+        # Twice the area inside outer contours not covered by their components' quads:
+        # every hole pixel leaves at least half a unit of it, so no hole has more pixels
+        # than this (used to skip the hole pass where no hole box can be large enough).
+        s2 = np.int64(0)
+        for jj in range(ncomp):
+          c = rlist[jj]
+          if attr[c, 8] != 4:
+            s2 += _outer_contour_area2(act, np.int64(attr[c, 1]), stride) - attr[c, 7]
+        out_hole2[t] = s2
       if contour:
         best = _largest_by_contour(act, attr, rlist, ncomp, stride, shift)
         best_area = np.int64(attr[best, 0]) if best >= 0 else 0
@@ -735,16 +746,18 @@ def _resize_cubic64(m, iy, wy, ix, wx, tmp, out):
 
 @numba.njit(cache=True, nogil=True)
 def _hole_find(parent, p):
-  """Root of pixel p in the background union-find (roots point to themselves)."""
+  """Root pixel of active pixel p (uint64) in the background union-find (a root
+  holds -(id + 2), an inactive pixel -1); path halving."""
   while True:
     q = parent[p]
-    if q == p:
+    if q < 0:
       return p
-    g = parent[q]
-    if g == q:
-      return q
+    uq = np.uint64(q)
+    g = parent[uq]
+    if g < 0:
+      return uq
     parent[p] = g
-    p = g
+    p = np.uint64(g)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -758,9 +771,11 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
   active "outside" component; a root holds its extent and whether it is
   connected to the outside (then it is not a hole). A hole's contour box is
   its extent grown by one pixel (the enclosing component's pixels around
-  it), then ``box_mode`` as for components. The live holes are kept in a
-  list (``hattr[r, 5]`` = position) and their boxes evaluated only at the
-  needed queries.
+  it), then ``box_mode`` as for components. Holes whose box is too small to
+  reach the lowest IoU threshold with the smallest GT box (box area <=
+  ``(x1 - x0 + 4) * (y1 - y0 + 4)`` in every convention, and IoU <= area
+  ratio) are never listed; the listed ones (``hattr[r, 5]`` = position in
+  ``hlist``, -1 = not listed) are evaluated only at the needed queries.
   """
   height, width = levels.shape
   shift = 1
@@ -780,8 +795,14 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
     return
   gt_area = np.empty(gt.shape[0], np.float32)
   one = np.float32(1.0)
+  amin = np.inf
   for g in range(gt.shape[0]):
     gt_area[g] = (gt[g, 2] - gt[g, 0] + one) * (gt[g, 3] - gt[g, 1] + one)
+    if gt_valid[g]:
+      amin = min(amin, np.float64(gt_area[g]))
+  if num_j == 0 or amin == np.inf:
+    return
+  amin = amin * np.float64(iou_thr[0]) * (1.0 - 1e-6)
   # Counting sort (raster order inside a level) of the pixels below vmax.
   for i in range(vmax + 1):
     counts[i] = 0
@@ -799,7 +820,7 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
       if v < vmax:
         order[counts[v]] = row + x
         counts[v] += 1
-  # Padding: active, one component (root 0) connected to the outside.
+  # Padding: active, one component (pixel 0 is its root, id 0) connected to the outside.
   for i in range(n):
     parent[i] = -1
   for x in range(stride):
@@ -809,16 +830,25 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
     parent[y * stride] = 0
     for x in range(width + 1, stride):
       parent[y * stride + x] = 0
+  parent[0] = -2
   hattr[0, 4] = 1
+  hattr[0, 5] = -1
+  hattr[0, 6] = n  # the outside: always the larger root
+  next_id = 1
   nl = 0
   qs = np.empty(num_q, np.int64)
   for t in range(num_q):
     qs[t] = min(max(np.int64(q[t]), 0), num_levels)
   q_order = np.argsort(qs, kind="mergesort")
-  # counts[v] is now the end of level v's run in `order`.
+  # counts[v] is now the end of level v's run in `order`. Hot loop on unsigned
+  # indices (numba adds a negative-index fix-up to every signed one).
   pos = 0
-  last_p = -1
-  last_r = np.int32(-1)
+  last_p = np.uint64(0)
+  last_r = np.uint64(0)
+  us = np.uint64(stride)
+  u1 = np.uint64(1)
+  ushift = np.uint64(shift)
+  uxmask = np.uint64(xmask)
   for k in range(num_q):
     t = q_order[k]
     v = qs[t]
@@ -826,73 +856,90 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
       break
     end = counts[v - 1] if v > 0 else 0
     while pos < end:
-      p = order[pos]
-      py = (p >> shift) - 1
-      px = (p & xmask) - 1
+      p = np.uint64(order[np.uint64(pos)])
+      py = np.int32((p >> ushift) - u1)
+      px = np.int32((p & uxmask) - u1)
       pos += 1
       # Roots of the active 4-neighbours (the padding is the outside component).
-      r = np.int32(-1)
-      was_counted = False
-      nb0 = 0
-      if last_p == p - 1:  # the west neighbour, processed just before: its root is known
-        r = last_r
-        was_counted = hattr[r, 4] == 0
-        nb0 = 1
-      for nb in range(nb0, 4):
+      have = False
+      r = np.uint64(0)  # component id of the root pixel rpix
+      rpix = np.uint64(0)
+      if last_p + u1 == p:  # the west neighbour, processed just before: its root is known
+        rpix = last_r
+        r = np.uint64(-parent[rpix] - 2)
+        have = True
+      for nb in range(4):
         if nb == 0:
-          m = p - 1
+          if have:
+            continue
+          m = p - u1
         elif nb == 1:
-          m = p + 1
+          m = p + u1
         elif nb == 2:
-          m = p - stride
+          m = p - us
         else:
-          m = p + stride
-        if parent[m] < 0:
+          m = p + us
+        if parent[m] == -1:  # inactive
           continue
-        rn = _hole_find(parent, m)
-        if r < 0:
-          r = rn
-          was_counted = hattr[r, 4] == 0
+        rp = _hole_find(parent, m)
+        if not have:
+          rpix = rp
+          r = np.uint64(-parent[rp] - 2)
+          have = True
           continue
-        if rn == r:
+        if rp == rpix:
           continue
-        if hattr[rn, 4] == 0:  # drop rn from the list of holes
-          i = hattr[rn, 5]
+        rn = np.uint64(-parent[rp] - 2)
+        if hattr[rn, 6] > hattr[r, 6]:  # union by size: the larger root survives
+          rp, rpix = rpix, rp
+          rn, r = r, rn
+        if hattr[rn, 5] >= 0:  # drop rn from the list of holes
+          i = np.uint64(hattr[rn, 5])
           nl -= 1
-          last = hlist[nl]
+          last = hlist[np.uint64(nl)]
           hlist[i] = last
-          hattr[last, 5] = i
-        parent[rn] = r
+          hattr[np.uint64(last), 5] = np.int32(i)
+        parent[rp] = np.int32(rpix)
+        hattr[r, 6] += hattr[rn, 6]
         hattr[r, 4] = hattr[r, 4] | hattr[rn, 4]
         hattr[r, 0] = min(hattr[r, 0], hattr[rn, 0])
         hattr[r, 1] = min(hattr[r, 1], hattr[rn, 1])
         hattr[r, 2] = max(hattr[r, 2], hattr[rn, 2])
         hattr[r, 3] = max(hattr[r, 3], hattr[rn, 3])
-      if r < 0:  # a new background component
-        r = np.int32(p)
-        parent[p] = r
+      if not have:  # a new background component
+        rpix = p
+        r = np.uint64(next_id)
+        parent[p] = -(next_id + 2)
+        next_id += 1
         hattr[r, 0] = px
         hattr[r, 1] = py
         hattr[r, 2] = px
         hattr[r, 3] = py
         hattr[r, 4] = 0
-        hattr[r, 5] = nl
-        hlist[nl] = r
-        nl += 1
+        hattr[r, 5] = -1
+        hattr[r, 6] = 1
       else:
-        parent[p] = r
+        parent[p] = np.int32(rpix)
+        hattr[r, 6] += 1
         hattr[r, 0] = min(hattr[r, 0], px)
         hattr[r, 1] = min(hattr[r, 1], py)
         hattr[r, 2] = max(hattr[r, 2], px)
         hattr[r, 3] = max(hattr[r, 3], py)
-        if was_counted and hattr[r, 4] != 0:  # now connected to the outside: not a hole
-          i = hattr[r, 5]
+      if hattr[r, 4] != 0:
+        if hattr[r, 5] >= 0:  # now connected to the outside: not a hole
+          i = np.uint64(hattr[r, 5])
           nl -= 1
-          last = hlist[nl]
+          last = hlist[np.uint64(nl)]
           hlist[i] = last
-          hattr[last, 5] = i
+          hattr[np.uint64(last), 5] = np.int32(i)
+          hattr[r, 5] = -1
+      elif hattr[r, 5] < 0 and (np.float64(hattr[r, 2] - hattr[r, 0] + 4)
+                                * np.float64(hattr[r, 3] - hattr[r, 1] + 4) >= amin):
+        hattr[r, 5] = nl
+        hlist[np.uint64(nl)] = np.int32(r)
+        nl += 1
       last_p = p
-      last_r = r
+      last_r = rpix
     if need[t]:
       best = 0
       for i in range(nl):
@@ -927,16 +974,16 @@ def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, 
   # per component id: area, first pixel, x0, x1, y0, y1, V2 hit level,
   # 2 x quad area, 4 x Euler number (one row)
   attr = np.empty((hw, 9), np.int32)
-  track = max_boxes > 0 or (want_v1 and largest == LARGEST_CONTOUR)
+  track = max_boxes > 0 or (want_v1 and largest == LARGEST_CONTOUR) or (want_v2 and hole_boxes)
   rpos = np.empty(hw if track else 1, np.int32)
   rlist = np.empty(hw if track else 1, np.int32)
   holes = np.zeros(q_float.shape[0], np.int64)
-  nfg = np.zeros(q_float.shape[0], np.int64)
+  hole2 = np.zeros(q_float.shape[0], np.int64)
   hole_level = np.zeros(q_float.shape[0], np.int64)
   num_j = iou_thr.shape[0]
   holes_on = want_v2 and hole_boxes
   hparent = np.empty(n if holes_on else 0, np.int32)
-  hattr = np.empty((n if holes_on else 0, 6), np.int32)
+  hattr = np.empty((n if holes_on else 0, 7), np.int32)
   horder = np.empty(hw if holes_on else 0, np.int32)
   hlist = np.empty(hw if holes_on else 0, np.int32)
   hcounts = np.empty(num_levels + 2, np.int64)
@@ -953,22 +1000,22 @@ def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, 
       _quantize_map(big, mode, normalize, ts, table, lut, levels, q, q_float)
     else:
       _quantize_map(maps[b], mode, normalize, ts, table, lut, levels, q, q_float)
-    _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest,
+    _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_boxes,
               gt[b], gt_valid[b], iou_thr, box_mode, clamp, empty_box,
               out_box[b], out_area[b], out_v2[b], out_mbox[b], out_marea[b], out_ncomp[b],
-              holes, nfg, act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps,
+              holes, hole2, act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps,
               quad)
     if holes_on:
       # Holes matter only at queries with a hole where the components' boxes do not
       # already meet every IoU threshold, and where a hole box could be large enough:
-      # a hole of k pixels spans w + h <= k + 1, so its contour box has area <=
+      # a hole of k pixels spans w + h <= k - 1, so its contour box has area <=
       # ((k + 7) / 2)^2, and IoU <= area ratio.
       any_need = False
       for t in range(q.shape[0]):
         need[t] = False
         if holes[t] > 0 and out_v2[b, t] < num_j:
-          k_bg = np.float64(hw - nfg[t])
-          bound = ((k_bg + 7.0) / 2.0) ** 2
+          k_max = np.float64(hole2[t])  # no hole has more pixels (see _scan_map)
+          bound = ((k_max + 7.0) / 2.0) ** 2
           thr = np.float64(iou_thr[out_v2[b, t]])
           for g in range(gt.shape[1]):
             if gt_valid[b, g]:

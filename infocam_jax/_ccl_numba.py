@@ -803,23 +803,43 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
   if num_j == 0 or amin == np.inf:
     return
   amin = amin * np.float64(iou_thr[0]) * (1.0 - 1e-6)
-  # Counting sort (raster order inside a level) of the pixels below vmax.
-  for i in range(vmax + 1):
+  # Distinct needed query levels u[0] < u[1] < ...; a pixel of level L < vmax joins
+  # bucket b = the first needed query whose background holds it (u[b] > L). Pixels
+  # are processed bucket by bucket, raster order inside (thick bands: locality).
+  qs = np.empty(num_q, np.int64)
+  for t in range(num_q):
+    qs[t] = min(max(np.int64(q[t]), 0), num_levels)
+  q_order = np.argsort(qs, kind="mergesort")
+  u = np.empty(num_q, np.int64)
+  nu = 0
+  for k in range(num_q):
+    t = q_order[k]
+    if need[t] and (nu == 0 or u[nu - 1] != qs[t]):
+      u[nu] = qs[t]
+      nu += 1
+  bucket_of = np.empty(vmax, np.int64)
+  bi = 0
+  for lv in range(vmax):
+    while u[bi] <= lv:
+      bi += 1
+    bucket_of[lv] = bi
+  for i in range(nu + 1):
     counts[i] = 0
   for y in range(height):
     for x in range(width):
       v = levels[y, x]
       if v < vmax:
-        counts[v + 1] += 1
-  for i in range(vmax):
+        counts[bucket_of[v] + 1] += 1
+  for i in range(nu):
     counts[i + 1] += counts[i]
   for y in range(height):
     row = (y + 1) * stride + 1
     for x in range(width):
       v = levels[y, x]
       if v < vmax:
-        order[counts[v]] = row + x
-        counts[v] += 1
+        bb = bucket_of[v]
+        order[counts[bb]] = row + x
+        counts[bb] += 1
   # Padding: active, one component (pixel 0 is its root, id 0) connected to the outside.
   for i in range(n):
     parent[i] = -1
@@ -836,11 +856,7 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
   hattr[0, 6] = n  # the outside: always the larger root
   next_id = 1
   nl = 0
-  qs = np.empty(num_q, np.int64)
-  for t in range(num_q):
-    qs[t] = min(max(np.int64(q[t]), 0), num_levels)
-  q_order = np.argsort(qs, kind="mergesort")
-  # counts[v] is now the end of level v's run in `order`. Hot loop on unsigned
+  # counts[b] is now the end of bucket b's run in `order`. Hot loop on unsigned
   # indices (numba adds a negative-index fix-up to every signed one).
   pos = 0
   last_p = np.uint64(0)
@@ -849,12 +865,8 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
   u1 = np.uint64(1)
   ushift = np.uint64(shift)
   uxmask = np.uint64(xmask)
-  for k in range(num_q):
-    t = q_order[k]
-    v = qs[t]
-    if v > vmax:
-      break
-    end = counts[v - 1] if v > 0 else 0
+  for bk in range(nu):
+    end = counts[bk]
     while pos < end:
       p = np.uint64(order[np.uint64(pos)])
       py = np.int32((p >> ushift) - u1)
@@ -940,17 +952,18 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
         nl += 1
       last_p = p
       last_r = rpix
-    if need[t]:
-      best = 0
-      for i in range(nl):
-        c = hlist[i]
-        h = _hit_level(np.int64(hattr[c, 0] - 1), np.int64(hattr[c, 1] - 1),
-                       np.int64(hattr[c, 2] + 1), np.int64(hattr[c, 3] + 1),
-                       gt, gt_valid, gt_area, iou_thr, box_mode, clamp, width, height)
-        best = max(best, h)
-        if best == num_j:
-          break
-      out[t] = best
+    best = 0
+    for i in range(nl):
+      c = hlist[i]
+      h = _hit_level(np.int64(hattr[c, 0] - 1), np.int64(hattr[c, 1] - 1),
+                     np.int64(hattr[c, 2] + 1), np.int64(hattr[c, 3] + 1),
+                     gt, gt_valid, gt_area, iou_thr, box_mode, clamp, width, height)
+      best = max(best, h)
+      if best == num_j:
+        break
+    for t in range(num_q):
+      if need[t] and qs[t] == u[bk]:
+        out[t] = best
 
 
 @numba.njit(cache=True, nogil=True)

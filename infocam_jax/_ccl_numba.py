@@ -558,17 +558,6 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_
       k += 1
       out_ncomp[t] = ncomp
       out_holes[t] = ncomp - euler4 // 4
-      out_hole2[t] = 0
-      if holes_on and out_holes[t] > 0:
-        # Twice the area inside outer contours not covered by their components' quads:
-        # every hole pixel leaves at least half a unit of it, so no hole has more pixels
-        # than this (used to skip the hole pass where no hole box can be large enough).
-        s2 = np.int64(0)
-        for jj in range(ncomp):
-          c = rlist[jj]
-          if attr[c, 8] != 4:
-            s2 += _outer_contour_area2(act, np.int64(attr[c, 1]), stride) - attr[c, 7]
-        out_hole2[t] = s2
       if contour:
         best = _largest_by_contour(act, attr, rlist, ncomp, stride, shift)
         best_area = np.int64(attr[best, 0]) if best >= 0 else 0
@@ -593,6 +582,17 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_
           while h > 0 and hist[h] == 0:
             h -= 1
           out_v2[t] = h
+      out_hole2[t] = 0
+      if holes_on and out_holes[t] > 0 and out_v2[t] < num_j:
+        # Twice the area inside outer contours not covered by their components' quads:
+        # every hole pixel leaves at least half a unit of it, so no hole has more pixels
+        # than this (used to skip the hole pass where no hole box can be large enough).
+        s2 = np.int64(0)
+        for jj in range(ncomp):
+          c = rlist[jj]
+          if attr[c, 8] != 4:
+            s2 += _outer_contour_area2(act, np.int64(attr[c, 1]), stride) - attr[c, 7]
+        out_hole2[t] = s2
       if max_boxes > 0:
         # Top-K components by (area desc, first pixel asc): K selection passes.
         prev_a = np.int64(1) << 40

@@ -184,10 +184,10 @@ def quantize_maps(maps: Array, thresholds: ArrayLike, quantization: str = "float
   ``normalize`` first min-max normalises each map, ``(x - min) / (max - min)``
   in float32 (a map with a non-finite value or zero range becomes zeros), the
   formula of wsolevaluation's ``normalize_scoremap``. The numba kernel computes
-  the same with correctly rounded float32 (float64 for ``"cubehelix"``, as
-  the official code); XLA's float32 division on CPU is not correctly rounded,
-  so a pixel whose normalised value is within an ulp of a level boundary can
-  land one level apart between the two backends. The gray modes clip the
+  it in float64 for the gray modes (as both references run) and in correctly
+  rounded float32 for ``"float"``; XLA's float32 division on CPU is not
+  correctly rounded, so a pixel whose normalised value is within an ulp of a
+  level boundary can land one level apart between the two backends. The gray modes clip the
   map to [0, 1]. Thresholds must be concrete for the gray modes.
 
   Returns:

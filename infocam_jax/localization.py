@@ -69,7 +69,8 @@ Every result records the protocol that produced it (``result.protocol``).
   256-entry table), foreground ``gray > int(t * max(gray))``, boxes
   ``(x, y, x + w, y + h)`` not clipped, an empty foreground gives the box
   ``(0, 0, 1, 1)``, the largest component by ``cv2.contourArea`` as in
-  wsolevaluation, IoU **without** the clamp at zero overlap (boxes disjoint
+  wsolevaluation (V2, which the official code does not compute, boxes the
+  outer contours only), IoU **without** the clamp at zero overlap (boxes disjoint
   in both axes can hit), and the headline Top-1 Loc / GT-known Loc are the
   official *running meters*: after each ``update`` (= batch) the cumulative
   ratio ``100 * hits / images`` is averaged, weighted by the batch size, so
@@ -363,7 +364,8 @@ class BoxAccuracy:
 
     Raises:
       ValueError: bad shapes/dtypes; with concrete values also GT boxes with
-        ``x1 < x0`` or ``y1 < y0`` among the valid ones.
+        ``x1 < x0`` or ``y1 < y0`` among the valid ones, or outside the frame
+        (see the module docstring).
     """
     maps, gt_boxes, gt_mask, correct, valid = self._check(maps, gt_boxes, gt_mask, correct, valid)
     return _update_jit(self, state, maps, gt_boxes, gt_mask, correct, valid)

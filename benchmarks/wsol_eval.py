@@ -3,7 +3,7 @@
 One run, the same maps for every method:
 
 * reference: wsolevaluation's procedure written out with OpenCV (per map and
-  per threshold: ``cv2.threshold`` of the uint8 map at ``int(t * max)``,
+  per threshold: ``cv2.threshold`` of the uint8 map (float64 arithmetic) at ``int(t * max)``,
   ``cv2.findContours(RETR_TREE, CHAIN_APPROX_SIMPLE)``, the largest
   ``cv2.contourArea`` (V1) or every contour (V2), ``cv2.boundingRect``, IoU
   against the GT boxes with NumPy);
@@ -115,6 +115,7 @@ def reference_hits(scoremap: np.ndarray, thresholds: np.ndarray, gt: np.ndarray,
                    multi_contour: bool, iou_thresholds) -> np.ndarray:
   """bool [J, T]: wsolevaluation's decision for one map."""
   height, width = scoremap.shape
+  scoremap = scoremap.astype(np.float64)  # the peer's t2n; normalize_scoremap is a no-op on [0, 1]
   image = np.expand_dims((scoremap * 255).astype(np.uint8), 2)
   top = np.max(image)
   boxes, counts = [], []

@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "boxes_from_maps": "boxes",
     "box_iou": "boxes",
     "iou_levels": "boxes",
+    "Boxes": "boxes",
     "MultiBoxes": "boxes",
     "xywh_to_xyxy": "boxes",
     "resize_crop_boxes": "boxes",

@@ -22,27 +22,24 @@ Conventions (everywhere in this package)
 Boxes from maps
 ---------------
 :func:`boxes_from_maps` returns, for every map and threshold, the box of the
-largest 8-connected component of ``map > t`` (V1) or of all components (V2).
-"Largest" = most pixels; ties go to the component whose first pixel in raster
-order (row-major, top-left first) comes first. The reference evaluators use
-the largest *contour* area (``cv2.contourArea`` of the outer contour, a
-polygon through boundary pixel centres, holes included) instead of the pixel
-count; the two rarely disagree on which component is largest (measured in
-``benchmarks/wsol_eval.py`` on 512 CAM-like maps x 100 thresholds: the same
-V1 hits on 99.994% of (map, threshold) pairs).
-OpenCV's ``RETR_TREE`` also returns the contours of holes, whose boxes V2 in
-wsolevaluation evaluates too; boxes of holes are not produced here.
+largest 8-connected component of ``map > t`` (V1) or of all components (V2),
+with a validity mask (an empty foreground has no box). "Largest" = most
+pixels; ties go to the component whose first pixel in raster order
+(row-major, top-left first) comes first. (The evaluators of
+:mod:`infocam_jax.localization` under the ``"wsolevaluation"`` and ``"paper"``
+protocols use the reference evaluators' rule instead: the largest
+``cv2.contourArea`` of the outer contour, plus hole contours in V2.)
 
-Two backends compute the same result: ``"numba"`` (one pass over the pixels
-in decreasing level order with a union-find, on the host CPU, threads over the
-batch; inside ``jit`` via ``jax.pure_callback``) and ``"jax"`` (per-threshold
-data-parallel labelling, for GPU/TPU). ``"auto"`` picks numba when JAX's
-default backend is the CPU, jax otherwise.
+The engine is private (:mod:`infocam_jax._ccl`): two backends compute the
+same result, ``"numba"`` (one pass over the pixels in decreasing level order
+with a union-find, on the host CPU, threads over the batch; inside ``jit`` via
+``jax.pure_callback``) and ``"jax"`` (per-threshold data-parallel labelling,
+for GPU/TPU). ``"auto"`` picks numba when JAX's default backend is the CPU,
+jax otherwise.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -51,16 +48,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from infocam_jax import _ccl
 from infocam_jax import _checks
+from infocam_jax._ccl import BACKENDS, iou_threshold_array, resolve_backend
+
+__all__ = ["BACKENDS", "Boxes", "MultiBoxes", "box_area", "box_iou", "boxes_from_maps",
+           "iou_levels", "iou_threshold_array", "legacy_resize_crop_boxes", "resize_crop_boxes",
+           "resolve_backend", "tiny_imagenet_legacy_boxes", "to_contour_convention",
+           "xywh_to_xyxy"]
 
 Array = jax.Array
 ArrayLike = Any
-
-BACKENDS = ("auto", "numba", "jax")
-
-# Box conventions applied to a component's inclusive extent before the IoU;
-# the numbers are shared with the kernels.
-CONVENTIONS = {"inclusive": 0, "contour_clipped": 1, "contour": 2}
 
 
 # ----------------------------------------------------------------------------
@@ -111,37 +109,9 @@ def box_iou(boxes_a: ArrayLike, boxes_b: ArrayLike, *, clamp: bool = True) -> Ar
   except ValueError:
     raise ValueError(f"`boxes_a` {tuple(a.shape)} and `boxes_b` {tuple(b.shape)} do not "
                      "broadcast over their leading axes.") from None
-  inter, union = _inter_union(a, b, clamp)
+  inter, union = _ccl.inter_union(a, b, clamp)
   ok = union > 0
   return jnp.where(ok, inter / jnp.where(ok, union, 1.0), 0.0)
-
-
-def iou_threshold_array(thresholds: ArrayLike) -> np.ndarray:
-  """IoU thresholds as float32, each rounded *down* (host-side NumPy).
-
-  Used by the division-free hit test ``inter >= delta * union``: with delta
-  rounded down, an exact tie such as IoU = 3/10 at delta = 0.3 counts as a hit,
-  as it does in wsolevaluation's float64 ``inter / union >= 0.3``, and for
-  integer boxes the decision equals the exact rational comparison.
-  """
-  d = np.asarray(thresholds, np.float64).reshape(-1)
-  f = d.astype(np.float32)
-  f = np.where(f.astype(np.float64) > d, np.nextafter(f, np.float32(-np.inf)), f)
-  return f.astype(np.float32)
-
-
-def _inter_union(a: Array, b: Array, clamp: bool) -> tuple[Array, Array]:
-  one = jnp.float32(1.0)
-  iw = jnp.minimum(a[..., 2], b[..., 2]) - jnp.maximum(a[..., 0], b[..., 0]) + one
-  ih = jnp.minimum(a[..., 3], b[..., 3]) - jnp.maximum(a[..., 1], b[..., 1]) + one
-  if clamp:
-    iw = jnp.maximum(iw, 0.0)
-    ih = jnp.maximum(ih, 0.0)
-  inter = iw * ih
-  area_a = (a[..., 2] - a[..., 0] + one) * (a[..., 3] - a[..., 1] + one)
-  area_b = (b[..., 2] - b[..., 0] + one) * (b[..., 3] - b[..., 1] + one)
-  return inter, (area_a + area_b) - inter
-
 
 def iou_levels(boxes_a: ArrayLike, boxes_b: ArrayLike, thresholds: ArrayLike, *,
                clamp: bool = True) -> Array:
@@ -158,7 +128,7 @@ def iou_levels(boxes_a: ArrayLike, boxes_b: ArrayLike, thresholds: ArrayLike, *,
   a = _as_boxes(boxes_a, "boxes_a")
   b = _as_boxes(boxes_b, "boxes_b")
   thr = jnp.asarray(iou_threshold_array(thresholds))
-  inter, union = _inter_union(a, b, clamp)
+  inter, union = _ccl.inter_union(a, b, clamp)
   hit = (union[..., None] > 0) & (inter[..., None] >= thr * union[..., None])
   return jnp.sum(hit, axis=-1, dtype=jnp.int32)
 
@@ -294,236 +264,12 @@ def tiny_imagenet_legacy_boxes(boxes_xyxy: ArrayLike, image_size: ArrayLike = (6
 # ----------------------------------------------------------------------------
 
 
-def resolve_backend(backend: str) -> str:
-  """``"auto"`` -> ``"numba"`` when JAX's default backend is the CPU, else ``"jax"``."""
-  if backend not in BACKENDS:
-    raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
-  if backend == "auto":
-    return "numba" if jax.default_backend() == "cpu" else "jax"
-  return backend
-
-
-QUANTIZATIONS = ("float", "uint8", "cubehelix")
-
-
-def _cubehelix_gray_table() -> np.ndarray:
-  """uint8 gray level of each of matplotlib's 256 ``cubehelix`` colours.
-
-  The colour map's lookup table is Green's cubehelix (gamma 1, s 0.5, r -1.5,
-  h 1) sampled at ``linspace(0, 1, 256)`` and clipped to [0, 1]; the official
-  infoCAM code turns it into uint8 RGB with ``float32(rgb) * 255`` and
-  truncation, then ``cv2.cvtColor(RGB2GRAY)``, which for uint8 is the
-  fixed-point ``(9798 R + 19235 G + 3735 B + 2**14) >> 15`` (OpenCV 4.x/5.x).
-  Tested against matplotlib and OpenCV (tests/test_boxes.py).
-  """
-  x = np.linspace(0.0, 1.0, 256)
-  amp = x * (1.0 - x) / 2.0
-  phi = 2.0 * np.pi * (0.5 / 3.0 - 1.5 * x)
-
-  def channel(p0, p1):
-    return np.clip(x + amp * (p0 * np.cos(phi) + p1 * np.sin(phi)), 0.0, 1.0)
-
-  rgb = np.stack([channel(-0.14861, 1.78277), channel(-0.29227, -0.90649),
-                  channel(1.97294, 0.0)], axis=-1)
-  rgb8 = (rgb.astype(np.float32) * np.float32(255.0)).astype(np.uint8).astype(np.int64)
-  gray = (rgb8[:, 0] * 9798 + rgb8[:, 1] * 19235 + rgb8[:, 2] * 3735 + (1 << 14)) >> 15
-  out = gray.astype(np.uint8)
-  out.setflags(write=False)
-  return out
-
-
-CUBEHELIX_GRAY = _cubehelix_gray_table()
-
-
-def gray_threshold_table(thresholds: Sequence[float]) -> np.ndarray:
-  """int32 ``[256, T]``: ``int(t * m) + 1`` for every gray maximum ``m``.
-
-  The first gray level above ``int(t * max(gray))`` (OpenCV ``THRESH_BINARY``
-  is strict), computed in float64 exactly as Python's ``int(t * m)``.
-  """
-  m = np.arange(256, dtype=np.float64)[:, None]
-  t = np.asarray(thresholds, np.float64).reshape(1, -1)
-  if np.any(t < 0):
-    raise ValueError("gray-level thresholds must be >= 0.")
-  return (np.floor(t * m) + 1).astype(np.int32)  # t * m >= 0: floor == int()
-
-
-def _minmax(m: Array) -> Array:
-  """``(x - min) / (max - min)`` per map in float32 (reference evaluators' formula);
-  a map with a non-finite value or zero range becomes zeros."""
-  axes = (-2, -1)
-  finite = jnp.all(jnp.isfinite(m), axis=axes, keepdims=True)
-  x = jnp.where(finite, m, 0.0)
-  lo = jnp.min(x, axis=axes, keepdims=True)
-  hi = jnp.max(x, axis=axes, keepdims=True)
-  span = hi - lo
-  wide = ~jnp.isfinite(span)  # range beyond float32's maximum: halve first
-  num = jnp.where(wide, 0.5 * x - 0.5 * lo, x - lo)
-  den = jnp.where(wide, 0.5 * hi - 0.5 * lo, jnp.where(span > 0, span, 1.0))
-  # XLA divides through a reciprocal, which flushes to zero beyond 2**126:
-  # rescale huge ranges by an exact power of two first.
-  big = den > 2.0 ** 64
-  num = jnp.where(big, num * 2.0 ** -64, num)
-  den = jnp.where(big, den * 2.0 ** -64, den)
-  return jnp.where(finite & (hi > lo), num / den, 0.0)
-
-
-def quantize_maps(maps: Array, thresholds: ArrayLike, quantization: str = "float",
-                  normalize: bool = False) -> tuple[Array, Array, int]:
-  """Level images, query levels and level count (the JAX path of the kernels).
-
-  Foreground of threshold ``t`` of map ``b`` is ``levels[b] >= q[b, t]``:
-
-  * ``"float"``: ``map > t`` (float32), ``levels = #{thresholds < map}``;
-  * ``"uint8"``: ``gray = floor(255 map)``, ``gray > int(t * max(gray))``
-    (wsolevaluation);
-  * ``"cubehelix"``: ``gray = CUBEHELIX_GRAY[min(floor(256 map), 255)]``,
-    ``gray > int(t * max(gray))`` (official infoCAM).
-
-  ``normalize`` first min-max normalises each map, ``(x - min) / (max - min)``
-  in float32 (a map with a non-finite value or zero range becomes zeros), the
-  formula of wsolevaluation's ``normalize_scoremap``. The numba kernel computes
-  the same with correctly rounded float32 (float64 for ``"cubehelix"``, as
-  the official code); XLA's float32 division on CPU is not correctly rounded,
-  so a pixel whose normalised value is within an ulp of a level boundary can
-  land one level apart between the two backends. The gray modes clip the
-  map to [0, 1]. Thresholds must be concrete for the gray modes.
-
-  Returns:
-    ``(levels int32 [B, H, W], q int32 [B, T], num_levels)``.
-  """
-  m = jnp.asarray(maps, jnp.float32)
-  if normalize:
-    m = _minmax(m)
-  b = m.shape[0]
-  if quantization == "float":
-    th = jnp.asarray(thresholds, jnp.float32)
-    ts = jnp.sort(th)
-    lev = jnp.searchsorted(ts, m, side="left")
-    lev = jnp.where(jnp.isnan(m), 0, lev).astype(jnp.int32)
-    q = jnp.searchsorted(ts, th, side="right").astype(jnp.int32)
-    return lev, jnp.broadcast_to(q, (b, th.shape[0])), int(th.shape[0]) + 1
-  m = jnp.where(jnp.isnan(m), 0.0, jnp.clip(m, 0.0, 1.0))
-  if quantization == "uint8":
-    gray = jnp.floor(m * 255.0).astype(jnp.int32)
-  elif quantization == "cubehelix":
-    idx = jnp.minimum(jnp.floor(m * 256.0).astype(jnp.int32), 255)
-    gray = jnp.asarray(CUBEHELIX_GRAY, jnp.int32)[idx]
-  else:
-    raise ValueError(f"`quantization` must be one of {QUANTIZATIONS}, got {quantization!r}.")
-  gmax = jnp.max(gray.reshape(b, -1), axis=1)
-  table = jnp.asarray(gray_threshold_table(np.asarray(thresholds)))
-  return gray, table[gmax], 256
-
-
-def _numba_callback(maps, ts, q_float, gt, gt_valid, iou_thr, *, mode, normalize, table,
-                    want_v1, want_v2, box_mode, clamp, empty_box, max_boxes, num_threads):
-  from infocam_jax import _components  # numba is imported only when used
-  out = _components.scan_maps(
-      np.asarray(maps), mode=mode, normalize=normalize, thresholds=np.asarray(ts),
-      q_float=np.asarray(q_float), table=table, lut=CUBEHELIX_GRAY, want_v1=want_v1,
-      gt=np.asarray(gt) if want_v2 else None, gt_valid=np.asarray(gt_valid),
-      iou_thr=np.asarray(iou_thr), box_mode=box_mode, clamp=clamp, empty_box=empty_box,
-      max_boxes=max_boxes, num_threads=num_threads)
-  out["v2_level"] = out["v2_level"].astype(np.int32)
-  return out
-
-
-def component_scan(maps: Array, thresholds: ArrayLike, *, quantization: str = "float",
-                   normalize: bool = False, backend: str = "auto", want_v1: bool = True,
-                   gt: Array | None = None, gt_valid: Array | None = None,
-                   iou_thresholds: Sequence[float] = (), box_convention: str = "inclusive",
-                   clamp: bool = True, empty_box: tuple[int, int, int, int] | None = None,
-                   max_boxes: int = 0, num_threads: int | None = None,
-                   threshold_chunk: int = 16) -> dict[str, Array]:
-  """Components of every thresholded map, with V1/V2 statistics (jit-friendly).
-
-  The engine under :func:`boxes_from_maps` and
-  :mod:`infocam_jax.localization`; most users want those.
-
-  Args:
-    maps: real ``[B, H, W]``.
-    thresholds: ``[T]``; foreground as in :func:`quantize_maps` with
-      ``quantization`` and ``normalize``. Concrete for the gray modes.
-    backend: ``"auto" | "numba" | "jax"``.
-    want_v1: compute the largest component's box and area.
-    gt, gt_valid, iou_thresholds: ground truth ``[B, G, 4]``, ``[B, G]`` bool
-      and ascending IoU thresholds; with ``gt`` the V2 hit level (number of
-      IoU thresholds met by the best component) is computed.
-    box_convention: ``"inclusive" | "contour_clipped" | "contour"``, applied to
-      component extents before the V2 IoU.
-    clamp: clamped IoU (False: the official infoCAM formula).
-    empty_box: box (already in final coordinates) evaluated for an empty
-      foreground, or None (an empty foreground never hits).
-    max_boxes: K > 0 also returns the K largest components.
-    num_threads: numba worker threads (default: all usable CPUs).
-    threshold_chunk: thresholds labelled at once by the jax backend (its memory
-      grows with batch x chunk x H x W; 100 at batch 64, 224x224 ran on an H200).
-
-  Returns:
-    dict of int32 arrays: ``box [B, T, 4]`` (inclusive extent of the largest
-    component, zeros if empty), ``area [B, T]``, ``v2_level [B, T]``,
-    ``num_components [B, T]``, ``multi_box [B, T, K, 4]``,
-    ``multi_area [B, T, K]`` (largest first; area 0 = no component).
-  """
-  backend = resolve_backend(backend)
-  if quantization not in QUANTIZATIONS:
-    raise ValueError(f"`quantization` must be one of {QUANTIZATIONS}, got {quantization!r}.")
-  if box_convention not in CONVENTIONS:
-    raise ValueError(f"`box_convention` must be one of {tuple(CONVENTIONS)}, got "
-                     f"{box_convention!r}.")
-  maps = jnp.asarray(maps, jnp.float32)
-  b, h, w = maps.shape
-  t = int(np.shape(thresholds)[0])
-  want_v2 = gt is not None
-  if want_v2:
-    gt = jnp.asarray(gt, jnp.float32)
-    gt_valid = jnp.asarray(gt_valid, jnp.bool_)
-  else:
-    gt = jnp.zeros((b, 0, 4), jnp.float32)
-    gt_valid = jnp.zeros((b, 0), jnp.bool_)
-  iou_thr = jnp.asarray(iou_threshold_array(iou_thresholds))
-  k = int(max_boxes)
-  mode = CONVENTIONS[box_convention]
-  eb = None if empty_box is None else tuple(int(v) for v in empty_box)
-  if backend == "jax":
-    from infocam_jax import _components_jax
-    levels, q, num_levels = quantize_maps(maps, thresholds, quantization, normalize)
-    k_eff = min(k, h * w)
-    out = dict(_components_jax.scan_levels(
-        levels, q, gt, gt_valid, iou_thr, num_levels=num_levels, want_v1=bool(want_v1),
-        want_v2=want_v2, box_mode=mode, clamp=bool(clamp), empty_box=eb, max_boxes=k_eff,
-        chunk=int(threshold_chunk)))
-    if k_eff < k:
-      pad = ((0, 0), (0, 0), (0, k - k_eff))
-      out["multi_area"] = jnp.pad(out["multi_area"], pad)
-      out["multi_box"] = jnp.pad(out["multi_box"], pad + ((0, 0),))
-    return out
-  if quantization == "float":
-    th = jnp.asarray(thresholds, jnp.float32)
-    ts = jnp.sort(th)
-    q_float = jnp.searchsorted(ts, th, side="right").astype(jnp.int32)
-    table = None
-    qmode = 0
-  else:
-    ts = jnp.zeros((t,), jnp.float32)
-    q_float = jnp.zeros((t,), jnp.int32)
-    table = gray_threshold_table(np.asarray(thresholds))
-    qmode = 1 if quantization == "uint8" else 2
-  i32 = jnp.int32
-  shapes = {
-      "box": jax.ShapeDtypeStruct((b, t, 4), i32),
-      "area": jax.ShapeDtypeStruct((b, t), i32),
-      "v2_level": jax.ShapeDtypeStruct((b, t), i32),
-      "num_components": jax.ShapeDtypeStruct((b, t), i32),
-      "multi_box": jax.ShapeDtypeStruct((b, t, k, 4), i32),
-      "multi_area": jax.ShapeDtypeStruct((b, t, k), i32),
-  }
-  cb = functools.partial(_numba_callback, mode=qmode, normalize=bool(normalize), table=table,
-                         want_v1=bool(want_v1), want_v2=want_v2, box_mode=mode,
-                         clamp=bool(clamp), empty_box=eb, max_boxes=k, num_threads=num_threads)
-  return jax.pure_callback(cb, shapes, maps, ts, q_float, gt, gt_valid, iou_thr,
-                           vmap_method="sequential")
+class Boxes(NamedTuple):
+  """Box of the largest component: ``boxes [B, T, 4]`` int32 (inclusive
+  ``(x0, y0, x1, y1)``; zeros where not valid) and ``valid [B, T]`` bool
+  (False: no pixel above the threshold, so no box)."""
+  boxes: Array
+  valid: Array
 
 
 class MultiBoxes(NamedTuple):
@@ -537,7 +283,7 @@ class MultiBoxes(NamedTuple):
 
 def boxes_from_maps(maps: chex.Array, thresholds: chex.Array, *, multi_contour: bool = False,
                     max_boxes: int = 16, backend: str = "auto",
-                    num_threads: int | None = None) -> Array | MultiBoxes:
+                    num_threads: int | None = None) -> Boxes | MultiBoxes:
   """Boxes of the 8-connected components of ``maps > t`` for every map and threshold.
 
   Args:
@@ -560,15 +306,23 @@ def boxes_from_maps(maps: chex.Array, thresholds: chex.Array, *, multi_contour: 
     num_threads: numba threads over the batch (default: all usable CPUs).
 
   Returns:
-    V1: int32 ``[B, T, 4]`` inclusive boxes ``(x0, y0, x1, y1)`` of the
-    largest component (most pixels; ties: the component whose first pixel in
-    raster order comes first); ``(0, 0, 0, 0)`` when no pixel exceeds the
-    threshold (a one-pixel component at the origin gives the same box: test
-    ``maps.max() > t`` to tell them apart).
+    V1: :class:`Boxes` ``(boxes [B, T, 4], valid [B, T])``: int32 inclusive
+    boxes ``(x0, y0, x1, y1)`` of the largest component (most pixels; ties:
+    the component whose first pixel in raster order comes first), and
+    whether there is one (False when no pixel exceeds the threshold; the box
+    is then zeros, which ``valid`` tells apart from a one-pixel component at
+    the origin).
     V2: :class:`MultiBoxes` ``(boxes [B, T, K, 4], valid [B, T, K],
     num_components [B, T])``.
 
   Works under ``jax.jit`` (the numba backend runs as a ``pure_callback``).
+
+  Example::
+
+    >>> m = np.zeros((1, 4, 6), np.float32); m[0, 1:3, 2:5] = 1.0
+    >>> out = boxes_from_maps(m, np.array([0.5, 1.0]))
+    >>> np.asarray(out.boxes)[0].tolist(), np.asarray(out.valid)[0].tolist()
+    ([[2, 1, 4, 2], [0, 0, 0, 0]], [True, False])
   """
   b, h, w = _checks.require_maps(maps, 3, "[B, H, W]")
   _checks.require_ndim(thresholds, 1, "thresholds", "[T]")
@@ -579,9 +333,10 @@ def boxes_from_maps(maps: chex.Array, thresholds: chex.Array, *, multi_contour: 
     raise ValueError("`thresholds` must not contain NaN.")
   if multi_contour and int(max_boxes) < 1:
     raise ValueError(f"`max_boxes` must be >= 1, got {max_boxes}.")
-  out = component_scan(maps, thresholds, quantization="float", normalize=False, backend=backend,
-                       want_v1=not multi_contour, max_boxes=int(max_boxes) if multi_contour else 0,
-                       num_threads=num_threads)
+  out = _ccl.component_scan(maps, thresholds, quantization="float", normalize=False,
+                            backend=backend, want_v1=not multi_contour,
+                            max_boxes=int(max_boxes) if multi_contour else 0,
+                            num_threads=num_threads)
   if not multi_contour:
-    return out["box"]
+    return Boxes(out["box"], out["area"] > 0)
   return MultiBoxes(out["multi_box"], out["multi_area"] > 0, out["num_components"])

@@ -43,25 +43,34 @@ Every result records the protocol that produced it (``result.protocol``).
 
 ``"clean"`` (default; recommended)
   maps resized to ``image_size`` with ``cv2.INTER_CUBIC`` geometry (Keys
-  a=-0.75, half-pixel centres, replicated border) when their size differs,
-  min-max normalised per map in float32 (a constant map, or one with a NaN or
-  inf, becomes zeros), foreground ``map > t`` on the float map (strict, as
-  both references; no quantisation), boxes are the components' inclusive
-  pixel extents, clamped IoU, an empty foreground predicts nothing (a miss),
-  every rate is hits / images over the whole set.
-``"wsolevaluation"`` (Choe et al., clovaai/wsolevaluation ``evaluation.py``)
-  same resize and normalisation, then the map is quantised to 8 bits,
-  ``gray = uint8(map * 255)`` (truncation), foreground ``gray >
+  a=-0.75, half-pixel centres, replicated border) when their size differs
+  (a constant raw map stays constant), min-max normalised per map in float32
+  (a constant map, or one with a NaN or inf, becomes zeros), foreground
+  ``map > t`` on the float map (strict, as both references; no
+  quantisation), the largest component is the one with most pixels, boxes
+  are the components' inclusive pixel extents, clamped IoU, an empty
+  foreground predicts nothing (a miss), every rate is hits / images over the
+  whole set.
+``"wsolevaluation"`` (Choe et al., clovaai/wsolevaluation ``evaluation.py``,
+  ``inference.py``), the peer's arithmetic as it runs: ``cv2.resize`` of the
+  float64 map (reproduced bit for bit; a constant float32 raw map stays
+  constant, float32 values times OpenCV's float32 tap weights being exact in
+  float64), float64 min-max (NaN or constant -> zeros), ``gray = uint8(map * 255)``, foreground ``gray >
   int(t * max(gray))`` (OpenCV ``THRESH_BINARY``; ``int`` of the float64
-  product, reproduced exactly), boxes in OpenCV's ``(x, y, x + w, y + h)``
-  convention clipped to ``(W - 1, H - 1)``, an empty foreground gives the box
-  ``(0, 0, 0, 0)`` (which is evaluated), clamped IoU, hits / images.
+  product), the largest component by ``cv2.contourArea`` of its outer
+  contour (OpenCV's order for ties), boxes in OpenCV's ``(x, y, x + w,
+  y + h)`` convention clipped to ``(W - 1, H - 1)``, V2 also evaluates the
+  box of every hole contour (``RETR_TREE``), an empty foreground gives the
+  box ``(0, 0, 0, 0)`` (which is evaluated), clamped IoU, hits / images.
 ``"paper"`` (the official infoCAM evaluation, reference spec §2.2-2.3, §5)
-  bicubic resize (``cv2.INTER_CUBIC``), min-max, the matplotlib ``cubehelix``
+  bicubic resize (``cv2.INTER_CUBIC``; float32 here; a constant raw map gives
+  an empty foreground), min-max in float64, the matplotlib ``cubehelix``
   colour map to uint8 RGB and OpenCV's RGB->gray (reproduced bit-exactly by a
   256-entry table), foreground ``gray > int(t * max(gray))``, boxes
   ``(x, y, x + w, y + h)`` not clipped, an empty foreground gives the box
-  ``(0, 0, 1, 1)``, IoU **without** the clamp at zero overlap (boxes disjoint
+  ``(0, 0, 1, 1)``, the largest component by ``cv2.contourArea`` as in
+  wsolevaluation (V2, which the official code does not compute, boxes the
+  outer contours only), IoU **without** the clamp at zero overlap (boxes disjoint
   in both axes can hit), and the headline Top-1 Loc / GT-known Loc are the
   official *running meters*: after each ``update`` (= batch) the cumulative
   ratio ``100 * hits / images`` is averaged, weighted by the batch size, so
@@ -72,17 +81,29 @@ Every result records the protocol that produced it (``result.protocol``).
   255/-15) and :func:`infocam_jax.boxes.tiny_imagenet_legacy_boxes` (corner
   boxes read as xywh).
 
-Differences that remain against the OpenCV references (measured in
-``benchmarks/wsol_eval.py``): "largest" is by pixel count, not by the outer
-contour's polygon area (``cv2.contourArea``) -- the V1 hit decisions differ on
-~0.006% of (map, threshold) pairs of CAM-like maps; V2 does not evaluate the
-boxes of holes (OpenCV's ``RETR_TREE`` lists hole contours too) -- no
-difference measured; resizing runs in float32 matrix products rather than
-OpenCV's ``cv2.resize``. The normalisation and quantisation reproduce the
-reference arithmetic exactly on the numba backend (float32 for
-wsolevaluation, float64 for the official infoCAM code); the jax backend
-normalises with XLA, whose float32 division is not correctly rounded on CPU,
-so there a pixel within an ulp of a gray-level boundary can move one level.
+Ground-truth boxes must lie in the frame of the maps (``image_size``, or the
+maps' size): ``0 <= x0 <= x1 <= W`` and ``0 <= y0 <= y1 <= H`` (``W`` itself is
+allowed: wsolevaluation's ``resize_bbox`` produces it for boxes that reach
+the image edge); under ``"paper"`` the official transforms' legacy boxes
+reach past the crop (CUB by 15-16 px, Tiny-ImageNet's corner boxes read as
+``xywh`` up to twice the size), so there any coordinate in ``[-H, 2H]`` /
+``[-W, 2W]`` is accepted. Anything else raises ``ValueError``.
+
+Maps with a NaN or inf are counted (``result.num_invalid_maps``, with a
+warning from :meth:`BoxAccuracy.compute`) and evaluated as all-zero maps
+(an empty foreground), never as NaN.
+
+Parity with the references (numba backend; tested cell for cell against
+OpenCV re-implementations of both, tests/test_localization.py):
+``"wsolevaluation"`` reproduces ``BoxEvaluator`` exactly (resize,
+arithmetic, contour area and tie order, hole boxes). ``"paper"`` reproduces
+the official code except for ``cv2.resize``'s float32 arithmetic (OpenCV's
+vectorised float32 path is not reproduced bit for bit: a pixel within a few
+float32 ulps of a gray-level boundary can move one level) and constant raw
+maps (the official float32 resize turns them into rounding noise with a box;
+here they give an empty foreground). The jax backend (accelerators) keeps
+the pixel-count "largest", evaluates no hole boxes and resizes in float32
+under every protocol (a warning says so).
 
 Backends: ``backend="numba"`` (default on CPU) runs the one-pass component
 scan on the host inside the jitted ``update`` (``jax.pure_callback``);
@@ -94,6 +115,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,6 +124,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from infocam_jax import _ccl
 from infocam_jax import _checks
 from infocam_jax import boxes as boxes_lib
 from infocam_jax import cam as cam_lib
@@ -132,6 +155,14 @@ class Protocol:
     running_meters: headline Top-1/GT-known Loc are the official running
       meters rather than hits / images.
     default_thresholds: ``(start, stop, step)`` for ``np.arange``.
+    largest: V1 "largest component": ``"pixels"`` or ``"contour_area"``
+      (``cv2.contourArea`` of the outer contour; numba backend).
+    hole_boxes: V2 also evaluates the boxes of hole contours (numba backend).
+    resize_float64: resize as ``cv2.resize`` of the float64 map, bit for bit
+      (numba backend); otherwise float32 matrix products, with constant raw
+      maps kept constant.
+    gt_margin: how far past the frame a GT coordinate may reach, in units of
+      the frame size (0: none; 1: the paper's legacy boxes).
   """
   name: str
   resize_method: str
@@ -141,15 +172,20 @@ class Protocol:
   empty_box: tuple[int, int, int, int] | None
   running_meters: bool
   default_thresholds: tuple[float, float, float]
+  largest: str = "pixels"
+  hole_boxes: bool = False
+  resize_float64: bool = False
+  gt_margin: float = 0.0
 
 
 PROTOCOLS: dict[str, Protocol] = {
     "clean": Protocol("clean", "bicubic", "float", "inclusive", True, None, False,
                       (0.0, 1.0, 0.01)),
     "wsolevaluation": Protocol("wsolevaluation", "bicubic", "uint8", "contour_clipped", True,
-                               (0, 0, 0, 0), False, (0.0, 1.0, 0.01)),
+                               (0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="contour_area",
+                               hole_boxes=True, resize_float64=True),
     "paper": Protocol("paper", "bicubic", "cubehelix", "contour", False, (0, 0, 1, 1), True,
-                      (0.0, 1.0, 0.05)),
+                      (0.0, 1.0, 0.05), largest="contour_area", gt_margin=1.0),
 }
 
 
@@ -178,6 +214,8 @@ class BoxAccuracyState:
     meter_top1: float32 ``[J, T]``, the same for Top-1 hits.
     meter_weight: int32 ``[]``, sum of batch sizes (= ``num_images``).
     num_updates: int32 ``[]``.
+    num_invalid_maps: int32 ``[]``, maps (of valid images) with a NaN or inf,
+      evaluated as all-zero maps.
   """
   num_images: Array
   num_with_correct: Array
@@ -190,6 +228,7 @@ class BoxAccuracyState:
   meter_top1: Array
   meter_weight: Array
   num_updates: Array
+  num_invalid_maps: Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +253,7 @@ class BoxAccuracyResult:
     gt_known_loc_meter, top1_loc_meter: the official batch-weighted running
       meters.
     top1_cls: top-1 classification accuracy of the images with ``correct``.
+    num_invalid_maps: maps with a NaN or inf (evaluated as all-zero maps).
   """
   protocol: str
   num_images: int
@@ -237,6 +277,7 @@ class BoxAccuracyResult:
   gt_known_loc_meter: float
   top1_loc_meter: float
   top1_cls: float
+  num_invalid_maps: int = 0
 
   def to_dict(self) -> dict[str, Any]:
     """JSON-serialisable dict (arrays as lists, NaN as None)."""
@@ -285,7 +326,7 @@ class BoxAccuracy:
     return BoxAccuracyState(num_images=zi(), num_with_correct=zi(), num_correct=zi(),
                             hits=zi(j, t), hits_top1=zi(j, t), hits_v2=zi(j, t),
                             hits_v2_top1=zi(j, t), meter_known=zf(j, t), meter_top1=zf(j, t),
-                            meter_weight=zi(), num_updates=zi())
+                            meter_weight=zi(), num_updates=zi(), num_invalid_maps=zi())
 
   def merge(self, a: BoxAccuracyState, b: BoxAccuracyState) -> BoxAccuracyState:
     """Sum of two states (e.g. from two hosts or two halves of a test set).
@@ -323,7 +364,8 @@ class BoxAccuracy:
 
     Raises:
       ValueError: bad shapes/dtypes; with concrete values also GT boxes with
-        ``x1 < x0`` or ``y1 < y0`` among the valid ones.
+        ``x1 < x0`` or ``y1 < y0`` among the valid ones, or outside the frame
+        (see the module docstring).
     """
     maps, gt_boxes, gt_mask, correct, valid = self._check(maps, gt_boxes, gt_mask, correct, valid)
     return _update_jit(self, state, maps, gt_boxes, gt_mask, correct, valid)
@@ -371,6 +413,21 @@ class BoxAccuracy:
         i = tuple(int(v) for v in np.argwhere(bad)[0])
         raise ValueError(f"`gt_boxes` must be (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1; "
                          f"box {i} is {gb[i].tolist()}.")
+      fh, fw = self.image_size if self.image_size is not None else (h, w)
+      mg = self.protocol.gt_margin
+      lo_x, lo_y, hi_x, hi_y = -mg * fw, -mg * fh, fw + mg * fw, fh + mg * fh
+      out = gm & ((gb[..., 0] < lo_x) | (gb[..., 1] < lo_y) | (gb[..., 2] > hi_x)
+                  | (gb[..., 3] > hi_y))
+      if out.any():
+        i = tuple(int(v) for v in np.argwhere(out)[0])
+        where = ("`image_size`" if self.image_size is not None else "the maps' size (no "
+                 "`image_size` given)")
+        raise ValueError(
+            f"`gt_boxes` box {i} = {gb[i].tolist()} lies outside the {fh}x{fw} (HxW) frame of "
+            f"{where}: under protocol {self.protocol.name!r} coordinates must be in "
+            f"x [{lo_x:g}, {hi_x:g}], y [{lo_y:g}, {hi_y:g}]. Boxes must be in the pixel "
+            f"coordinates of the {fh}x{fw} frame (e.g. transformed with "
+            "infocam_jax.boxes.resize_crop_boxes).")
     return (maps, gt_boxes, jnp.asarray(gt_mask, jnp.bool_),
             None if correct is None else jnp.asarray(correct, jnp.bool_),
             jnp.asarray(valid, jnp.bool_))
@@ -383,6 +440,10 @@ class BoxAccuracy:
     n = int(s.num_images)
     if n <= 0:
       raise ValueError("No images were accumulated (num_images == 0); call `update` first.")
+    if int(s.num_invalid_maps) > 0:
+      warnings.warn(f"{int(s.num_invalid_maps)} of {n} maps contain NaN or inf; they were "
+                    "evaluated as all-zero maps (empty foregrounds). See "
+                    "`BoxAccuracyResult.num_invalid_maps`.", RuntimeWarning, stacklevel=2)
     th = np.asarray(self.cam_thresholds, np.float64)
     iou = np.asarray(self.iou_thresholds, np.float64)
     j0 = int(np.argmin(np.abs(iou - self.loc_iou)))
@@ -426,7 +487,8 @@ class BoxAccuracy:
         top1_loc=meter_top1 if meters else pooled_top1,
         gt_known_loc_pooled=pooled_known, top1_loc_pooled=pooled_top1,
         gt_known_loc_meter=meter_known, top1_loc_meter=meter_top1,
-        top1_cls=100.0 * int(s.num_correct) / nwc if nwc > 0 else nan)
+        top1_cls=100.0 * int(s.num_correct) / nwc if nwc > 0 else nan,
+        num_invalid_maps=int(s.num_invalid_maps))
 
   # -- convenience ------------------------------------------------------------
 
@@ -472,18 +534,32 @@ def _check_bool(x, shape, name):
 def _image_hits_impl(ev: BoxAccuracy, maps, gt_boxes, gt_mask):
   """Per-image hits ``[B, J, T]`` for V1 and V2 (all False where disabled)."""
   proto = ev.protocol
+  backend = _ccl.resolve_backend(ev.backend)
+  exact = backend == "numba"  # contour area, hole boxes and the float64 resize
+  maps = jnp.asarray(maps, jnp.float32)
   b, h, w = maps.shape
+  resize_to = None
   if ev.image_size is not None and (h, w) != tuple(ev.image_size):
-    maps = cam_lib.upsample_maps(maps, ev.image_size, proto.resize_method)
+    if proto.resize_float64 and exact:
+      resize_to = tuple(ev.image_size)  # cv2.resize of the float64 map, inside the kernel
+    else:
+      # A constant raw map stays constant (float32 products would add rounding noise,
+      # which the min-max normalisation would stretch to [0, 1]).
+      lo = jnp.min(maps, axis=(1, 2), keepdims=True)
+      hi = jnp.max(maps, axis=(1, 2), keepdims=True)
+      maps = jnp.where(lo == hi, jnp.zeros_like(maps), maps)
+      maps = cam_lib.upsample_maps(maps, ev.image_size, proto.resize_method)
     h, w = ev.image_size
   gt = jnp.asarray(gt_boxes, jnp.float32)
   gt_mask = jnp.asarray(gt_mask, jnp.bool_)
-  out = boxes_lib.component_scan(
+  out = _ccl.component_scan(
       maps, ev.cam_thresholds, quantization=proto.quantization, normalize=True,
-      backend=ev.backend, want_v1=ev.v1,
+      resize_to=resize_to, backend=backend, want_v1=ev.v1,
+      largest=proto.largest if exact else "pixels",
       gt=gt if ev.v2 else None, gt_valid=gt_mask, iou_thresholds=ev.iou_thresholds,
       box_convention=proto.box_convention, clamp=proto.clamp_iou, empty_box=proto.empty_box,
-      num_threads=ev.num_threads, threshold_chunk=ev.threshold_chunk)
+      hole_boxes=proto.hole_boxes and exact, num_threads=ev.num_threads,
+      threshold_chunk=ev.threshold_chunk)
   j, t = len(ev.iou_thresholds), len(ev.cam_thresholds)
   if ev.v1:
     box = out["box"]
@@ -515,6 +591,7 @@ _image_hits_jit = jax.jit(_image_hits_impl, static_argnums=0)
 def _update_impl(ev: BoxAccuracy, state, maps, gt_boxes, gt_mask, correct, valid):
   hit, hit2 = _image_hits_impl(ev, maps, gt_boxes, gt_mask)
   valid = jnp.asarray(valid, jnp.bool_)
+  invalid = ~jnp.all(jnp.isfinite(jnp.asarray(maps, jnp.float32)), axis=(1, 2))
   ok = valid[:, None, None]
   ok_top1 = ok & (correct[:, None, None] if correct is not None else False)
 
@@ -537,7 +614,8 @@ def _update_impl(ev: BoxAccuracy, state, maps, gt_boxes, gt_mask, correct, valid
       hits_v2_top1=state.hits_v2_top1 + count(hit2 & ok_top1),
       meter_known=state.meter_known + bsf * (100.0 * hits.astype(jnp.float32) / denom),
       meter_top1=state.meter_top1 + bsf * (100.0 * hits_top1.astype(jnp.float32) / denom),
-      meter_weight=state.meter_weight + bs, num_updates=state.num_updates + 1)
+      meter_weight=state.meter_weight + bs, num_updates=state.num_updates + 1,
+      num_invalid_maps=state.num_invalid_maps + jnp.sum(invalid & valid, dtype=jnp.int32))
 
 
 _update_jit = jax.jit(_update_impl, static_argnums=0)
@@ -601,11 +679,16 @@ def max_box_accuracy(protocol: str = "clean", *, cam_thresholds: ArrayLike | Non
   if not np.any(np.abs(iou - loc_iou) < 1e-9):
     raise ValueError(f"`loc_iou`={loc_iou} must be one of `iou_thresholds` {iou.tolist()}.")
   size = None if image_size is None else _checks.parse_size(image_size, "image_size")
-  boxes_lib.resolve_backend(backend)
+  _ccl.resolve_backend(backend)
   if not (v1 or v2):
     raise ValueError("At least one of `v1` and `v2` must be True.")
   if int(threshold_chunk) < 1:
     raise ValueError(f"`threshold_chunk` must be >= 1, got {threshold_chunk}.")
+  if protocol != "clean" and _ccl.resolve_backend(backend) == "jax":
+    warnings.warn(f"protocol {protocol!r} on the jax backend: the largest component is the one "
+                  "with most pixels, hole boxes are not evaluated and maps are resized in "
+                  "float32; use backend='numba' for exact parity with the reference.",
+                  UserWarning, stacklevel=2)
   return BoxAccuracy(protocol=proto, cam_thresholds=tuple(float(x) for x in th),
                      iou_thresholds=tuple(float(x) for x in iou),
                      loc_threshold=float(loc_threshold), loc_iou=float(loc_iou), image_size=size,

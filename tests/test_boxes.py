@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import ndimage
 
+from infocam_jax import _ccl as C
 from infocam_jax import boxes as B
 
 EIGHT = np.ones((3, 3), bool)
@@ -170,7 +171,7 @@ def test_tiny_imagenet_misparse():
 
 def test_gray_threshold_table_is_python_int():
   th = np.arange(0, 1, 0.01)
-  table = B.gray_threshold_table(th)
+  table = C.gray_threshold_table(th)
   for m in range(256):
     assert table[m].tolist() == [int(t * m) + 1 for t in th]
 
@@ -180,7 +181,7 @@ def test_cubehelix_gray_matches_matplotlib_and_opencv():
   from matplotlib import colormaps
   rgb = (colormaps["cubehelix"](np.arange(256))[..., :3].astype("float32") * 255.0).astype("uint8")
   gray = cv2.cvtColor(rgb[None], cv2.COLOR_RGB2GRAY)[0]
-  np.testing.assert_array_equal(B.CUBEHELIX_GRAY, gray)
+  np.testing.assert_array_equal(C.CUBEHELIX_GRAY, gray)
   # the colour map indexes a float intensity v by min(int(256 v), 255)
   v = np.random.default_rng(0).random(2000)
   np.testing.assert_array_equal(colormaps["cubehelix"](v),
@@ -223,8 +224,10 @@ def test_golden_maps(backend):
   nan[11, :] = np.nan  # NaN pixels are never foreground: splits the blob
   maps = np.stack([uni, multi, border, tie, diag, nan]).astype(np.float32)
   th = np.array([0.5, 0.2, 2.0, -1.0], np.float32)
-  boxes = np.asarray(B.boxes_from_maps(maps, th, backend=backend))
-  assert boxes.shape == (6, 4, 4) and boxes.dtype == np.int32
+  out = B.boxes_from_maps(maps, th, backend=backend)
+  boxes, valid = np.asarray(out.boxes), np.asarray(out.valid)
+  assert boxes.shape == (6, 4, 4) and boxes.dtype == np.int32 and valid.shape == (6, 4)
+  assert (valid == (np.nan_to_num(maps, nan=-np.inf).max(axis=(1, 2))[:, None] > th)).all()
   # unimodal: symmetric around the centre (15, 11)
   x0, y0, x1, y1 = boxes[0, 0]
   assert x0 + x1 == 30 and y0 + y1 == 22
@@ -240,8 +243,8 @@ def test_golden_maps(backend):
   # NaN row: the blob splits; the larger half wins
   assert boxes[5, 0].tolist() == _brute(maps[5], 0.5)[0][2]
   assert boxes[5, 0][3] < 11 or boxes[5, 0][1] > 11
-  # empty foreground (threshold above every value) and full mask
-  assert (boxes[:, 2] == 0).all()
+  # empty foreground (threshold above every value): no valid box; full mask
+  assert (boxes[:, 2] == 0).all() and not valid[:, 2].any()
   full = boxes[:, 3]
   assert (full[[0, 1, 2, 3, 4]] == [0, 0, w - 1, h - 1]).all()
   # V2: all components
@@ -269,12 +272,14 @@ def test_boxes_match_brute_force_labelling(backend):
     maps = _random_maps(rng, 5, 9, 13, 5 + trial)
     if trial == 2:  # smoother maps with larger components
       maps = ndimage.uniform_filter(rng.random((5, 9, 13)), (0, 3, 3)).astype(np.float32)
-    v1 = np.asarray(B.boxes_from_maps(maps, th, backend=backend))
+    out = B.boxes_from_maps(maps, th, backend=backend)
+    v1, v1_valid = np.asarray(out.boxes), np.asarray(out.valid)
     v2 = B.boxes_from_maps(maps, th, multi_contour=True, max_boxes=k, backend=backend)
     for b in range(maps.shape[0]):
       for j, t in enumerate(th):
         comps = _brute(maps[b], t)
         assert v1[b, j].tolist() == (comps[0][2] if comps else [0, 0, 0, 0])
+        assert v1_valid[b, j] == bool(comps)
         assert int(v2.num_components[b, j]) == len(comps)
         expect = [c[2] for c in comps[:k]] + [[0, 0, 0, 0]] * max(0, k - len(comps))
         assert np.asarray(v2.boxes[b, j]).tolist() == expect
@@ -302,34 +307,31 @@ def test_backends_agree_exactly_on_every_output():
     kw = dict(quantization=quant, normalize=norm, gt=gt, gt_valid=gt_valid,
               iou_thresholds=(0.1, 0.3, 0.5, 0.7), box_convention=conv, clamp=clamp,
               empty_box=empty, max_boxes=3)
-    a = B.component_scan(maps, np.asarray(th, np.float32), backend="numba", **kw)
-    c = B.component_scan(maps, np.asarray(th, np.float32), backend="jax", **kw)
+    a = C.component_scan(maps, np.asarray(th, np.float32), backend="numba", **kw)
+    c = C.component_scan(maps, np.asarray(th, np.float32), backend="jax", **kw)
     for key in a:
       np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(c[key]),
                                     err_msg=f"{key} {quant} {norm} {conv}")
 
 
 def _reference_gray(x, quant):
-  """wsolevaluation (float32) / official infoCAM (float64) normalise + quantise, NumPy."""
+  """wsolevaluation / official infoCAM normalise + quantise (both float64), NumPy."""
   if not np.isfinite(x).all() or x.max() == x.min():
-    y = np.zeros_like(x, np.float64 if quant == "cubehelix" else np.float32)
-  elif quant == "uint8":
-    y = x - x.min()
-    y = y / y.max()
-    return (y * np.float32(255)).astype(np.uint8).astype(np.int32)
+    y = np.zeros_like(x, np.float64)
   else:
-    y = x.astype(np.float64)
-    y -= y.min()
-    y /= y.max()
+    with np.errstate(over="ignore"):
+      y = x.astype(np.float64)
+      y -= y.min()
+      y /= y.max()
   if quant == "uint8":
-    return (y * np.float32(255)).astype(np.uint8).astype(np.int32)
-  return B.CUBEHELIX_GRAY[np.minimum((y * 256).astype(int), 255)].astype(np.int32)
+    return (y * 255).astype(np.uint8).astype(np.int32)
+  return C.CUBEHELIX_GRAY[np.minimum((y * 256).astype(int), 255)].astype(np.int32)
 
 
 def test_kernel_quantization_reproduces_the_references():
   """The kernel's fused normalise+quantise is bit-exact w.r.t. the reference
   arithmetic; the JAX path agrees up to XLA's float32 division rounding."""
-  from infocam_jax import _components
+  from infocam_jax import _ccl_numba
   rng = np.random.default_rng(3)
   maps = np.concatenate([
       rng.random((3, 16, 16)) * 1e-30, rng.random((3, 16, 16)) * 2e38 - 1e38,
@@ -337,14 +339,14 @@ def test_kernel_quantization_reproduces_the_references():
       np.full((1, 16, 16), 2.0)]).astype(np.float32)
   maps[-2, 3, 3] = np.inf
   th = np.arange(0, 1, 0.05)
-  table = B.gray_threshold_table(th)
+  table = C.gray_threshold_table(th)
   levels = np.empty((16, 16), np.int32)
   qo = np.empty(len(th), np.int32)
-  lev_jax, _, _ = B.quantize_maps(maps, th, "uint8", normalize=True)
-  for quant, mode in (("uint8", 1), ("cubehelix", 2)):
+  lev_jax, _, _ = C.quantize_maps(maps, th, "uint8", normalize=True)
+  for quant in ("uint8", "cubehelix"):
     for i in range(len(maps)):
-      _components._quantize_map(maps[i], mode, True, np.zeros(1, np.float32), table,
-                                B.CUBEHELIX_GRAY, levels, qo, np.zeros(len(th), np.int32))
+      _ccl_numba._quantize_map(maps[i], C.QUANTIZATIONS[quant], True, np.zeros(1, np.float32),
+                               table, C.CUBEHELIX_GRAY, levels, qo, np.zeros(len(th), np.int32))
       ref = _reference_gray(maps[i], quant)
       np.testing.assert_array_equal(levels, ref, err_msg=f"{quant} map {i}")
       np.testing.assert_array_equal(qo, table[ref.max()])
@@ -357,9 +359,10 @@ def test_boxes_from_maps_under_jit_and_threads():
   rng = np.random.default_rng(4)
   maps = _random_maps(rng, 7, 8, 8, 4)
   th = np.array([0.1, 0.5], np.float32)
-  eager = np.asarray(B.boxes_from_maps(maps, th, backend="numba", num_threads=1))
-  threaded = np.asarray(B.boxes_from_maps(maps, th, backend="numba", num_threads=3))
-  jitted = np.asarray(jax.jit(lambda m, t: B.boxes_from_maps(m, t, backend="numba"))(maps, th))
+  eager = np.asarray(B.boxes_from_maps(maps, th, backend="numba", num_threads=1).boxes)
+  threaded = np.asarray(B.boxes_from_maps(maps, th, backend="numba", num_threads=3).boxes)
+  jitted = np.asarray(jax.jit(lambda m, t: B.boxes_from_maps(m, t, backend="numba").boxes)(
+      maps, th))
   np.testing.assert_array_equal(eager, threaded)
   np.testing.assert_array_equal(eager, jitted)
   assert B.resolve_backend("auto") == ("numba" if jax.default_backend() == "cpu" else "jax")
@@ -378,3 +381,91 @@ def test_boxes_from_maps_rejects_bad_input():
     B.boxes_from_maps(np.zeros((1, 4, 4)), [0.5], backend="cuda")
   with pytest.raises(ValueError, match="max_boxes"):
     B.boxes_from_maps(np.zeros((1, 4, 4)), [0.5], multi_contour=True, max_boxes=0)
+
+
+# ----------------------------------------------------------------------------
+# The engine's reproductions of OpenCV (contour area, hole contours, resize).
+# ----------------------------------------------------------------------------
+
+
+def _random_masks(rng, n):
+  """Binary masks with thin parts, holes, nested components and border contact."""
+  out = []
+  for i in range(n):
+    h, w = rng.integers(3, 26, 2)
+    if i % 2:
+      m = rng.random((h, w)) < rng.uniform(0.3, 0.8)
+    else:
+      coarse = rng.random((max(2, h // 4), max(2, w // 4)))
+      m = ndimage.zoom(coarse, (h / coarse.shape[0], w / coarse.shape[1]), order=1)[:h, :w]
+      m = m > rng.uniform(0.3, 0.7)
+    out.append(m)
+  return out
+
+
+def test_contour_area_of_every_component_matches_opencv():
+  """Quad area (hole-free components) and the border-following tracer (any component) equal
+  cv2.contourArea of the component's outer contour."""
+  cv2 = pytest.importorskip("cv2")
+  from infocam_jax import _ccl_numba
+  rng = np.random.default_rng(7)
+  checked = holed = 0
+  for fg in _random_masks(rng, 300):
+    h, w = fg.shape
+    stride = 1 << int(np.ceil(np.log2(w + 2)))
+    act = np.zeros((h + 2) * stride, np.uint8)
+    for y, x in zip(*np.nonzero(fg)):
+      act[(y + 1) * stride + x + 1] = 1
+    img = fg.astype(np.uint8) * 255
+    contours, hier = cv2.findContours(img, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    lab, n = ndimage.label(fg, structure=np.ones((3, 3)))
+    padded = np.pad(fg, 1).astype(int)
+    quads = padded[:-1, :-1] + padded[:-1, 1:] + padded[1:, :-1] + padded[1:, 1:]
+    qlab = np.pad(lab, 1)
+    qlab = np.maximum.reduce([qlab[:-1, :-1], qlab[:-1, 1:], qlab[1:, :-1], qlab[1:, 1:]])
+    qarea2 = np.bincount(qlab.ravel(), weights=np.select([quads == 4, quads == 3], [2, 1], 0)
+                         .ravel(), minlength=n + 1)
+    for k, c in enumerate(contours):
+      if hier[0][k][3] >= 0:
+        continue  # a hole contour
+      x, y = c[0, 0]  # the first point of an outer contour is its first pixel in raster order
+      comp = lab[y, x]
+      a2 = int(round(2 * cv2.contourArea(c)))
+      assert _ccl_numba._outer_contour_area2(act, (y + 1) * stride + x + 1, stride) == a2
+      bg = ndimage.label(~np.pad(lab == comp, 1))[1]
+      if bg == 1:  # no hole: the quad area is the contour area
+        assert qarea2[comp] == a2
+      else:
+        holed += 1
+      checked += 1
+  assert checked > 1000 and holed > 20
+
+
+def test_hole_contour_boxes_are_hole_extents_grown_by_one():
+  cv2 = pytest.importorskip("cv2")
+  rng = np.random.default_rng(8)
+  for fg in _random_masks(rng, 200):
+    contours, hier = cv2.findContours(fg.astype(np.uint8) * 255, cv2.RETR_CCOMP,
+                                      cv2.CHAIN_APPROX_SIMPLE)
+    got = sorted(tuple(cv2.boundingRect(c)) for k, c in enumerate(contours) if hier[0][k][3] >= 0)
+    bg, n = ndimage.label(~fg)  # 4-connected background components
+    want = []
+    for i in range(1, n + 1):
+      ys, xs = np.nonzero(bg == i)
+      if xs.min() > 0 and ys.min() > 0 and xs.max() < fg.shape[1] - 1 and ys.max() < fg.shape[0] - 1:
+        want.append((xs.min() - 1, ys.min() - 1, xs.max() - xs.min() + 3, ys.max() - ys.min() + 3))
+    assert got == sorted(want)
+
+
+def test_cv2_cubic_taps_resize_float64_maps_bit_for_bit():
+  cv2 = pytest.importorskip("cv2")
+  from infocam_jax import _ccl_numba
+  rng = np.random.default_rng(9)
+  for (h, w), (oh, ow) in (((14, 14), (224, 224)), ((17, 9), (50, 224)), ((6, 7), (64, 64)),
+                           ((30, 30), (31, 29))):
+    m = (rng.normal(size=(h, w)) * 10).astype(np.float32)
+    (iy, wy), (ix, wx) = C.cv2_cubic_taps(h, oh), C.cv2_cubic_taps(w, ow)
+    out = np.empty((oh, ow))
+    _ccl_numba._resize_cubic64(m, iy, wy, ix, wx, np.empty((h, ow)), out)
+    ref = cv2.resize(m.astype(np.float64), (ow, oh), interpolation=cv2.INTER_CUBIC)
+    np.testing.assert_array_equal(out, ref)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from infocam_jax import _ccl as C
 from infocam_jax import boxes as B
 from infocam_jax import localization as L
 
@@ -55,23 +56,54 @@ def _levels_and_fg(m, protocol, t):
     y = np.zeros(x.shape)
     if ok:
       y = (x.astype(np.float64) - x.min()) / (np.float64(x.max()) - x.min())
-    gray = B.CUBEHELIX_GRAY[np.minimum((y * 256).astype(int), 255)].astype(int)
+    gray = C.CUBEHELIX_GRAY[np.minimum((y * 256).astype(int), 255)].astype(int)
+    return gray > int(t * gray.max())
+  if protocol == "wsolevaluation":  # float64, as the peer's t2n + normalize_scoremap
+    y = np.zeros(x.shape)
+    if ok:
+      y = x.astype(np.float64) - x.min()
+      y /= y.max()
+    gray = (y * 255).astype(np.uint8).astype(int)
     return gray > int(t * gray.max())
   y = (x - x.min()) / (x.max() - x.min()) if ok else np.zeros_like(x)
-  if protocol == "wsolevaluation":
-    gray = (y * np.float32(255)).astype(np.uint8).astype(int)
-    return gray > int(t * gray.max())
   return y > np.float32(t)
 
 
-def _components(fg):
-  lab, n = ndimage.label(fg, structure=np.ones((3, 3)))
-  comps = []
-  for i in range(1, n + 1):
-    ys, xs = np.nonzero(lab == i)
-    comps.append((len(ys), ys[0] * fg.shape[1] + xs[0], [xs.min(), ys.min(), xs.max(), ys.max()]))
-  comps.sort(key=lambda c: (-c[0], c[1]))
-  return [c[2] for c in comps]
+def _components(fg, protocol):
+  """Inclusive extents of the candidate boxes, the V1 box first.
+
+  clean: 8-connected components by pixel count (ties: first pixel in raster order), SciPy.
+  wsolevaluation / paper: OpenCV's contours (RETR_TREE), V1 = the first contour of largest
+  cv2.contourArea; V2 = every contour (wsolevaluation) or the outer ones (paper).
+  """
+  if protocol == "clean":
+    lab, n = ndimage.label(fg, structure=np.ones((3, 3)))
+    comps = []
+    for i in range(1, n + 1):
+      ys, xs = np.nonzero(lab == i)
+      comps.append((len(ys), ys[0] * fg.shape[1] + xs[0],
+                    [xs.min(), ys.min(), xs.max(), ys.max()]))
+    comps.sort(key=lambda c: (-c[0], c[1]))
+    return [c[2] for c in comps]
+  import cv2
+  contours, hier = cv2.findContours(fg.astype(np.uint8) * 255, cv2.RETR_TREE,
+                                    cv2.CHAIN_APPROX_SIMPLE)
+  if len(contours) == 0:
+    return []
+
+  def extent(c):
+    x, y, w, h = cv2.boundingRect(c)
+    return [x, y, x + w - 1, y + h - 1]
+
+  def depth(k):
+    d, p = 0, hier[0][k][3]
+    while p >= 0:
+      d, p = d + 1, hier[0][p][3]
+    return d
+
+  keep = [k for k in range(len(contours)) if protocol == "wsolevaluation" or depth(k) % 2 == 0]
+  first = max(contours, key=cv2.contourArea)
+  return [extent(first)] + [extent(contours[k]) for k in keep]
 
 
 def _convention(box, protocol, h, w):
@@ -104,7 +136,7 @@ def _reference_hits(maps, gts, gt_mask, protocol):
   for i in range(n):
     gt = [[int(v) for v in g] for g, ok in zip(gts[i], gt_mask[i]) if ok]
     for k, t in enumerate(TH):
-      comps = _components(_levels_and_fg(maps[i], protocol, t))
+      comps = _components(_levels_and_fg(maps[i], protocol, t), protocol)
       if comps:
         cand = [_convention(c, protocol, h, w) for c in comps]
       else:
@@ -219,11 +251,13 @@ def test_protocol_quirks_on_golden_cases():
   # inter = (1-5+1)^2 = 9, union = 4 + 121 - 9 = 116 -> 0.078 (miss) ...
   assert paper.box_acc_curve[0, 0] == 50.0
   # ... and against a GT box far from the corner it is a spurious hit
-  far = np.array([[[4, 4, 7, 7]], [[40, 40, 100, 100]]], np.float32)
+  # (a legacy box past the 16x16 frame, which only the paper protocol accepts):
+  # inter = (1 - 16 + 1)^2 = 196, union = 4 + 289 - 196 = 97 -> "IoU" 2.02
+  far = np.array([[[4, 4, 7, 7]], [[16, 16, 32, 32]]], np.float32)
   spur = L.max_box_accuracy("paper", loc_threshold=0.0, **kw).evaluate(m, far)
-  assert spur.box_acc_curve[0].tolist() == [100.0, 100.0]  # IoU 1444/2281 = 0.63 >= 0.6
-  no_spur = L.max_box_accuracy("wsolevaluation", **kw).evaluate(m, far)
-  assert no_spur.box_acc_curve[0].tolist() == [50.0, 50.0]
+  assert spur.box_acc_curve[0].tolist() == [100.0, 100.0]
+  with pytest.raises(ValueError, match="outside the 16x16"):
+    L.max_box_accuracy("wsolevaluation", **kw).evaluate(m, far)
 
 
 def test_valid_mask_correct_none_and_merge(data):
@@ -276,11 +310,20 @@ def test_jax_backend_matches_numba(data):
   q /= np.where(top > 0, top, 1)  # now min 0, max exactly 1
   res = {}
   for backend in ("numba", "jax"):
-    ev = L.max_box_accuracy("wsolevaluation", cam_thresholds=TH, iou_thresholds=IOUS,
-                            backend=backend)
+    ev = L.max_box_accuracy("clean", cam_thresholds=TH, iou_thresholds=IOUS, backend=backend)
     res[backend] = ev.evaluate(q[:16], gts[:16], gt_mask[:16], correct[:16], batch_size=16)
   for f in ("box_acc_curve", "box_acc_v2_curve", "top1_loc_curve"):
     np.testing.assert_array_equal(getattr(res["numba"], f), getattr(res["jax"], f))
+  # the wsolevaluation arithmetic (uint8, contour_clipped, empty box) with the pixel-count
+  # "largest" and no hole boxes, which is what the jax backend runs under that protocol
+  kw = dict(quantization="uint8", normalize=True, gt=gts[:16], gt_valid=gt_mask[:16],
+            iou_thresholds=IOUS, box_convention="contour_clipped", empty_box=(0, 0, 0, 0))
+  a = C.component_scan(q[:16], TH, backend="numba", **kw)
+  b = C.component_scan(q[:16], TH, backend="jax", **kw)
+  for key in a:
+    np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg=key)
+  with pytest.warns(UserWarning, match="jax backend"):
+    L.max_box_accuracy("wsolevaluation", backend="jax")
 
 
 def test_resizes_maps_to_image_size(data):
@@ -384,3 +427,39 @@ def test_bad_arguments():
     ev.update(ev.init(), m, np.zeros((2, 1, 4)), valid=np.ones(3, bool))
   with pytest.raises(ValueError, match="No images"):
     ev.compute(ev.init())
+
+
+def test_gt_boxes_outside_the_frame_are_rejected():
+  m = np.zeros((1, 32, 32), np.float32)
+  for protocol in ("clean", "wsolevaluation", "paper"):
+    ev = L.max_box_accuracy(protocol, cam_thresholds=TH)
+    with pytest.raises(ValueError, match=r"outside the 32x32 \(HxW\) frame of the maps' size"):
+      ev.update(ev.init(), m, np.array([[[500, 500, 900, 900]]], np.float32))
+  # boxes in 224 coordinates given to an evaluator of 64x64 images
+  ev = L.max_box_accuracy("wsolevaluation", cam_thresholds=TH, image_size=64)
+  with pytest.raises(ValueError, match="64x64 .* `image_size`"):
+    ev.update(ev.init(), m, np.array([[[10, 20, 180, 200]]], np.float32))
+  # the frame's edge coordinate itself (wsolevaluation's resize_bbox gives 224) is accepted,
+  # and so are the paper's legacy boxes (CUB: -15 .. 240 on a 224 crop)
+  ev.update(ev.init(), m, np.array([[[0, 0, 64, 64]]], np.float32))
+  ev = L.max_box_accuracy("paper", image_size=224)
+  legacy = np.asarray(B.legacy_resize_crop_boxes([[0.0, 0.0, 500.0, 375.0]], (375, 500)))
+  ev.update(ev.init(), m, legacy[None])
+  # a box outside the mask is not checked
+  ev.update(ev.init(), m, np.array([[[900, 0, 901, 1]]], np.float32), np.array([[False]]))
+
+
+def test_non_finite_maps_are_counted_and_warned_about():
+  m = np.zeros((4, 16, 16), np.float32)
+  m[:, 4:8, 4:8] = 1.0
+  m[1, 0, 0] = np.nan
+  m[2, 3, 3] = np.inf
+  m[3, 3, 3] = np.nan  # padding: not counted
+  gt = np.tile(np.array([[[4, 4, 7, 7]]], np.float32), (4, 1, 1))
+  ev = L.max_box_accuracy("clean", cam_thresholds=TH)
+  s = ev.update(ev.init(), m, gt, valid=np.array([True, True, True, False]))
+  with pytest.warns(RuntimeWarning, match="2 of 3 maps contain NaN or inf"):
+    res = ev.compute(s)
+  assert res.num_invalid_maps == 2 and res.to_dict()["num_invalid_maps"] == 2
+  # they are evaluated as all-zero maps: no foreground, so no hit; never NaN
+  assert res.max_box_acc == pytest.approx(100 / 3) and np.isfinite(res.box_acc_curve).all()

@@ -1,10 +1,11 @@
 """Pure-JAX connected components for batches of thresholded maps (any device).
 
-Private module behind ``backend="jax"`` of :func:`infocam_jax.boxes.boxes_from_maps`
-and the localisation accumulators. It computes exactly what the numba kernel
-(:mod:`infocam_jax._components`) computes -- same components, same tie-breaks,
-same float32 IoU -- but by per-threshold labelling, which parallelises on
-accelerators:
+Private module behind ``backend="jax"`` of :func:`infocam_jax._ccl.component_scan`
+(and so of :func:`infocam_jax.boxes.boxes_from_maps` and the localisation
+accumulators). It computes exactly what the numba kernel
+(:func:`infocam_jax._ccl_numba.scan_maps`) computes with ``largest="pixels"``
+and without hole boxes -- same components, same tie-breaks, same float32 IoU
+-- but by per-threshold labelling, which parallelises on accelerators:
 
 * label equivalence with hooking (:func:`label_components`): each
   8-connected component ends up labelled with the raster index of its first
@@ -25,7 +26,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from infocam_jax import boxes as boxes_lib
+from infocam_jax._ccl import BOX_CONTOUR, BOX_CONTOUR_CLIPPED, BOX_INCLUSIVE, inter_union
 
 
 def label_components(fg: jax.Array) -> jax.Array:
@@ -110,15 +111,15 @@ def hit_levels(boxes, gt, gt_valid, iou_thr, box_mode, clamp, width, height):
   int32 ``[N, M]``. The division-free float32 test of the numba kernel.
   """
   x0, y0, x1, y1 = (boxes[..., i] for i in range(4))
-  if box_mode == 1:
+  if box_mode == BOX_CONTOUR_CLIPPED:
     x1 = jnp.minimum(x1 + 1, width - 1)
     y1 = jnp.minimum(y1 + 1, height - 1)
-  elif box_mode == 2:
+  elif box_mode == BOX_CONTOUR:
     x1 = x1 + 1
     y1 = y1 + 1
   a = jnp.stack([x0, y0, x1, y1], axis=-1).astype(jnp.float32)[:, :, None, :]
   g = gt.astype(jnp.float32)[:, None, :, :]
-  inter, union = boxes_lib._inter_union(a, g, clamp)  # [N, M, G]
+  inter, union = inter_union(a, g, clamp)  # [N, M, G]
   thr = jnp.asarray(iou_thr, jnp.float32)
   hit = (union[..., None] > 0) & (inter[..., None] >= thr * union[..., None])
   level = jnp.sum(hit, axis=-1, dtype=jnp.int32)
@@ -130,7 +131,8 @@ def hit_levels(boxes, gt, gt_valid, iou_thr, box_mode, clamp, width, height):
     "num_levels", "want_v1", "want_v2", "box_mode", "clamp", "empty_box", "max_boxes", "chunk"))
 def scan_levels(levels, q, gt, gt_valid, iou_thr, *, num_levels, want_v1, want_v2, box_mode,
                 clamp, empty_box, max_boxes, chunk):
-  """Same contract and outputs as :func:`infocam_jax._components.scan_levels`."""
+  """Level images ``[B, H, W]`` and query levels ``[B, T]`` -> the outputs of
+  :func:`infocam_jax._ccl_numba.scan_maps` (``largest="pixels"``, no hole boxes)."""
   del num_levels  # levels are compared directly; kept for the shared signature
   b, h, w = levels.shape
   t = q.shape[1]
@@ -138,7 +140,7 @@ def scan_levels(levels, q, gt, gt_valid, iou_thr, *, num_levels, want_v1, want_v
   q = q.astype(jnp.int32)
   if want_v2 and empty_box is not None:
     eb = jnp.broadcast_to(jnp.asarray(empty_box, jnp.int32), (b, 1, 4))
-    empty_level = hit_levels(eb, gt, gt_valid, iou_thr, 0, clamp, w, h)[:, 0]
+    empty_level = hit_levels(eb, gt, gt_valid, iou_thr, BOX_INCLUSIVE, clamp, w, h)[:, 0]
   else:
     empty_level = jnp.zeros((b,), jnp.int32)
 

@@ -1,0 +1,1166 @@
+"""Numba kernel: connected components of every threshold of a map in one pass.
+
+Private module behind :func:`infocam_jax.boxes.boxes_from_maps` and the
+localisation accumulators (``backend="numba"``). Pure NumPy in, NumPy out;
+:func:`infocam_jax._ccl.component_scan` wraps it in ``jax.pure_callback`` so
+it also runs inside ``jax.jit`` on the host CPU.
+
+Problem. Each float map is first normalised and quantised to an integer
+*level image* (:func:`_quantize_map`) so that "pixel is foreground at
+threshold t" becomes ``level >= q[t]``. For every query level ``q[t]`` we need
+facts about the 8-connected components of the foreground ``{level >= q[t]}``:
+
+* V1: the bounding box of the largest component: most pixels (ties: the
+  component whose first pixel in raster order comes first), or largest
+  ``cv2.contourArea`` of the outer contour (``LARGEST_CONTOUR``, below);
+* V2: for IoU thresholds ``delta_1 < ... < delta_J``, whether *any*
+  component's box has IoU >= delta_j with some ground-truth box;
+* optionally the boxes of all components (largest first, at most ``K``).
+
+Algorithm. Foregrounds of decreasing thresholds are nested, so one pass over
+the pixels in decreasing level order with a union-find answers all queries
+(the component tree / "max-tree" idea): pixels are counting-sorted by the
+first query level at which they become foreground (O(HW + T), raster order
+inside a bucket; pixels below the lowest query level are skipped), then
+activated one by one; an activated pixel is united with its already-active
+8-neighbours. Roots carry area, bounding box, first pixel and (for V2) a hit
+level. After the last pixel of a bucket is active, the queries of that level
+are answered from the
+running state. Tricks that matter (measured, see BUILD_NOTES): the float map
+is normalised and quantised inside the kernel (doing it in XLA first cost as
+much as the scan); a padded grid whose row stride is a power of two (no
+bounds checks, shifts instead of division); pixel activity in a byte array
+(less cache than testing ``parent``); the 8 neighbours' activity packed into a
+byte and a 256-entry table listing one representative neighbour per group of
+mutually adjacent neighbours (two active neighbours that are 8-adjacent to
+each other are already in one component), so a pixel usually costs one
+``find``; component attributes in one row per component id (roots hold
+``-(id + 2)``); branch-free min/max updates of boxes, first pixels and the
+running largest component (these comparisons are data dependent and were
+mispredicted); unsigned (uint64) indices in the hot loop (numba adds a
+negative-index fix-up to every signed index: ~20% of the scan); for V2 each
+root keeps its hit level
+``h = #{j : IoU(box, some gt) >= delta_j}`` and a histogram of ``h`` over live
+roots is updated only when a root's box changes, so a query costs O(J) and
+never materialises the boxes.
+
+"IoU >= delta" is decided division free (``inter >= delta * union`` in float32,
+delta rounded down), the same formula as the JAX path
+(:func:`infocam_jax.boxes.iou_levels`), so the backends agree bit for bit.
+
+Contour area (``LARGEST_CONTOUR``, the reference evaluators' "largest"). The
+outer contour of an 8-connected component through its boundary pixel centres
+encloses, when the component has no hole, exactly the union of the unit
+squares of its 2x2 pixel quads with 4 pixels and the half squares of those
+with 3 (checked against ``cv2.contourArea`` in tests/test_boxes.py). That
+"quad area" and the Euler number (Gray's bit-quad formula, 8-connected
+foreground) change by a table lookup on the 8-neighbour mask when a pixel is
+activated and add when components merge, so each root carries both. At a
+query, a component without holes (Euler number 1) has contour area = quad
+area; a component with holes has a larger one, bounded by its bounding box
+``(x1 - x0) * (y1 - y0)``: unless one holed component's quad area already
+exceeds every rival's bound, the holed components whose bound reaches the
+best area are traced (Suzuki-Abe border following on the active pixels,
+shoelace area). Ties go to the component whose first pixel comes *last* in
+raster order: OpenCV lists top-level contours in reverse order of discovery
+and ``max`` keeps the first maximum; a contour nested in a hole is always
+smaller than its parent, so it never ties for the maximum.
+
+Hole boxes (``hole_boxes``, wsolevaluation's V2 with ``RETR_TREE``). Every
+hole -- a 4-connected background component not connected to the image
+border -- has its own contour, whose bounding box is the hole's extent grown
+by one pixel. The number of holes at a query is ``components - Euler number``
+(free); only maps where some query has a hole and the V2 level is not
+already maximal get a second pass: background pixels in increasing level
+order, 4-connected union-find, roots carrying extent, border contact and the
+hole box's hit level.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+
+import numba
+import numpy as np
+
+from infocam_jax._ccl import (BOX_CONTOUR, BOX_CONTOUR_CLIPPED, BOX_INCLUSIVE, LARGEST_CONTOUR,
+                              LARGEST_PIXELS, QUANT_CUBEHELIX, QUANT_FLOAT, QUANT_UINT8)
+
+# Ring order of the 8 neighbours: W, NW, N, NE, E, SE, S, SW (dx, dy). W comes
+# first so that it is the representative of its group whenever it is active:
+# in a run of same-level pixels W is the previous pixel, whose root is cached.
+_RING = ((-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1))
+
+
+def _representatives_table() -> np.ndarray:
+  """[256, 5] int8: for a bit mask of active neighbours, the count and ring
+  indices of one representative per group of mutually 8-adjacent ones."""
+  table = np.zeros((256, 5), np.int8)
+  for mask in range(256):
+    active = [j for j in range(8) if mask >> j & 1]
+    group = {j: j for j in active}
+
+    def root(a):
+      while group[a] != a:
+        a = group[a]
+      return a
+
+    for a in active:
+      for b in active:
+        (ax, ay), (bx, by) = _RING[a], _RING[b]
+        if max(abs(ax - bx), abs(ay - by)) == 1:
+          ra, rb = root(a), root(b)
+          if ra != rb:
+            group[max(ra, rb)] = min(ra, rb)
+    reps = sorted({root(a) for a in active})
+    table[mask, 0] = len(reps)
+    table[mask, 1:1 + len(reps)] = reps
+  table.setflags(write=False)
+  return table
+
+
+_REPS = _representatives_table()
+
+
+def _quad_table() -> np.ndarray:
+  """[256, 2] int32: change of (2 x quad area, 4 x Euler number) when a pixel
+  with this 8-neighbour activity mask (ring order ``_RING``) is activated.
+
+  Quad area: +2 for a 2x2 quad of 4 foreground pixels, +1 for 3. Euler number
+  of an 8-connected foreground (Gray's bit quads): ``(Q1 - Q3 - 2 QD) / 4``
+  with Q1/Q3 the quads with one/three foreground pixels and QD the two
+  diagonal ones.
+  """
+  bit = {d: j for j, d in enumerate(_RING)}
+  quads = [((-1, -1), (0, -1), (-1, 0)), ((0, -1), (1, -1), (1, 0)),
+           ((-1, 0), (-1, 1), (0, 1)), ((1, 0), (0, 1), (1, 1))]
+
+  def contrib(q):  # q: the 4 values of a quad, row-major (a b / c d)
+    n = sum(q)
+    area = 2 if n == 4 else (1 if n == 3 else 0)
+    diag = n == 2 and q[0] == q[3]
+    euler = (1 if n == 1 else 0) - (1 if n == 3 else 0) - (2 if diag else 0)
+    return area, euler
+
+  table = np.zeros((256, 2), np.int32)
+  for mask in range(256):
+    for quad in quads:
+      cells = sorted(list(quad) + [(0, 0)], key=lambda d: (d[1], d[0]))  # row-major
+      for centre in (0, 1):
+        q = [centre if d == (0, 0) else (mask >> bit[d]) & 1 for d in cells]
+        a, e = contrib(q)
+        sign = 1 if centre else -1
+        table[mask, 0] += sign * a
+        table[mask, 1] += sign * e
+  table.setflags(write=False)
+  return table
+
+
+_QUAD = _quad_table()
+
+
+@numba.njit(cache=True, nogil=True)
+def _find(parent, p):
+  """Root pixel of active pixel p (roots hold -(id + 2) in `parent`); path halving.
+
+  Indices are uint64 throughout the hot loop: numba emits a negative-index
+  wraparound fix-up for every signed index, which cost ~40% of the
+  neighbour test (measured).
+  """
+  while True:
+    q = parent[p]
+    if q < 0:
+      return p
+    uq = np.uint64(q)
+    g = parent[uq]
+    if g < 0:
+      return uq
+    parent[p] = g
+    p = np.uint64(g)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sort_desc(keys, idx):
+  """Insertion sort of idx by keys descending (stable); tiny inputs."""
+  n = keys.shape[0]
+  for i in range(n):
+    idx[i] = i
+  for i in range(1, n):
+    j = i
+    cur = idx[i]
+    while j > 0 and keys[idx[j - 1]] < keys[cur]:
+      idx[j] = idx[j - 1]
+      j -= 1
+    idx[j] = cur
+
+
+@numba.njit(cache=True, nogil=True)
+def _hit_level(x0, y0, x1, y1, gt, gt_valid, gt_area, iou_thr, box_mode, clamp, width, height):
+  """Number of IoU thresholds met by one predicted box against its best GT box.
+
+  Division free: "IoU >= delta" is decided as ``union > 0 and inter >=
+  delta * union`` in float32, with ``iou_thr`` holding each delta rounded
+  *down* to float32 (see boxes.iou_threshold_array); the JAX path uses the
+  same formula, so both agree bit for bit.
+  """
+  if box_mode == BOX_CONTOUR_CLIPPED:
+    x1 = min(x1 + 1, width - 1)
+    y1 = min(y1 + 1, height - 1)
+  elif box_mode == BOX_CONTOUR:
+    x1 = x1 + 1
+    y1 = y1 + 1
+  one = np.float32(1.0)
+  zero = np.float32(0.0)
+  ax0 = np.float32(x0)
+  ay0 = np.float32(y0)
+  ax1 = np.float32(x1)
+  ay1 = np.float32(y1)
+  a_area = (ax1 - ax0 + one) * (ay1 - ay0 + one)
+  best = 0
+  num_j = iou_thr.shape[0]
+  for g in range(gt.shape[0]):
+    if not gt_valid[g]:
+      continue
+    iw = min(ax1, gt[g, 2]) - max(ax0, gt[g, 0]) + one
+    ih = min(ay1, gt[g, 3]) - max(ay0, gt[g, 1]) + one
+    if clamp:
+      iw = max(iw, zero)
+      ih = max(ih, zero)
+    inter = iw * ih
+    union = (a_area + gt_area[g]) - inter
+    if union > zero:
+      level = best
+      while level < num_j and inter >= iou_thr[level] * union:
+        level += 1
+      best = level
+  return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _outer_contour_area2(act, start, stride):
+  """Twice the ``cv2.contourArea`` of the outer contour of the component whose
+  first pixel in raster order is ``start`` (padded-grid index; ``act`` marks
+  the foreground, zero on the padding).
+
+  Suzuki-Abe border following (as ``cv2.findContours``): from ``start`` search
+  clockwise from its west neighbour for the first foreground neighbour
+  ``p1``; then at each border pixel search counter-clockwise, starting after
+  the pixel we came from; stop at the step ``p1 -> start``. The area is the
+  shoelace sum over the visited pixel centres.
+  """
+  # Neighbour offsets counter-clockwise on screen: E, NE, N, NW, W, SW, S, SE.
+  offs = np.empty(8, np.int64)
+  offs[0] = 1
+  offs[1] = -stride + 1
+  offs[2] = -stride
+  offs[3] = -stride - 1
+  offs[4] = -1
+  offs[5] = stride - 1
+  offs[6] = stride
+  offs[7] = stride + 1
+  s0 = np.int64(start)
+  first = -1
+  for k in range(1, 8):  # clockwise from W (direction 4): 3, 2, 1, 0, 7, 6, 5
+    d = (4 - k) & 7
+    if act[s0 + offs[d]] != 0:
+      first = d
+      break
+  if first < 0:
+    return np.int64(0)  # a single pixel
+  p1 = s0 + offs[first]
+  cur = s0
+  back = first  # direction from `cur` to the previous border pixel
+  area2 = np.int64(0)
+  while True:
+    d = (back + 1) & 7
+    while act[cur + offs[d]] == 0:
+      d = (d + 1) & 7
+    nxt = cur + offs[d]
+    area2 += (cur % stride) * (nxt // stride) - (nxt % stride) * (cur // stride)
+    if nxt == s0 and cur == p1:
+      break
+    back = (d + 4) & 7
+    cur = nxt
+  return area2 if area2 >= 0 else -area2
+
+
+@numba.njit(cache=True, nogil=True)
+def _largest_by_contour(act, attr, rlist, ncomp, stride, shift):
+  """Id of the live component with the largest outer contour area (ties: the
+  one whose first pixel comes last in raster order), or -1 when none."""
+  best = np.int64(-1)
+  best_a2 = np.int64(-1)
+  best_first = np.int64(-1)
+  holed = 0
+  for jj in range(ncomp):
+    c = rlist[jj]
+    if attr[c, 8] != 4:  # Euler number != 1: has holes, area decided below
+      holed += 1
+      continue
+    a2 = np.int64(attr[c, 7])
+    f = np.int64(attr[c, 1])
+    if a2 > best_a2 or (a2 == best_a2 and f > best_first):
+      best = np.int64(c)
+      best_a2 = a2
+      best_first = f
+  if holed == 0:
+    return best
+  # A holed component's contour area lies between its quad area (holes only add area)
+  # and its bounding-box bound (x1 - x0) * (y1 - y0). When one holed candidate's lower
+  # bound beats every other candidate's upper bound it wins without being traced.
+  lead = np.int64(-1)
+  lead_lo = np.int64(-1)
+  for jj in range(ncomp):
+    c = rlist[jj]
+    if attr[c, 8] != 4 and np.int64(attr[c, 7]) > lead_lo:
+      lead = np.int64(c)
+      lead_lo = np.int64(attr[c, 7])
+  if lead_lo > best_a2:
+    clear = True
+    for jj in range(ncomp):
+      c = rlist[jj]
+      if attr[c, 8] != 4 and c != lead:
+        bound2 = 2 * np.int64(attr[c, 3] - attr[c, 2]) * np.int64(attr[c, 5] - attr[c, 4])
+        if bound2 >= lead_lo:
+          clear = False
+          break
+    if clear:
+      return lead
+  for jj in range(ncomp):
+    c = rlist[jj]
+    if attr[c, 8] == 4:
+      continue
+    bound2 = 2 * np.int64(attr[c, 3] - attr[c, 2]) * np.int64(attr[c, 5] - attr[c, 4])
+    if bound2 < best_a2:
+      continue
+    f = np.int64(attr[c, 1])
+    a2 = _outer_contour_area2(act, f, stride)
+    if a2 > best_a2 or (a2 == best_a2 and f > best_first):
+      best = np.int64(c)
+      best_a2 = a2
+      best_first = f
+  return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_boxes,
+              gt, gt_valid, iou_thr, box_mode, clamp, empty_box,
+              out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, out_holes, out_hole2,
+              act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps, quad):
+  height, width = levels.shape
+  shift = 1
+  while (1 << shift) < width + 2:
+    shift += 1
+  stride = 1 << shift
+  xmask = stride - 1
+  for i in range((height + 2) * stride):
+    act[i] = 0
+  num_q = q.shape[0]
+  num_j = iou_thr.shape[0]
+  qc = np.empty(num_q, np.int64)
+  for t in range(num_q):
+    qc[t] = min(max(np.int64(q[t]), 0), num_levels)
+  q_order = np.empty(num_q, np.int64)
+  _sort_desc(qc, q_order)
+  # Only the state at the query levels is observed, so pixels are bucketed by
+  # the first (highest) query level at which they are foreground -- at most T
+  # buckets instead of one per level, thicker bands in raster order (better
+  # locality), and pixels below the lowest query level are never touched.
+  # dq[0] > dq[1] > ...: the distinct query levels below num_levels.
+  nb = 0
+  for k in range(num_q):
+    v = qc[q_order[k]]
+    if v < num_levels and (nb == 0 or dq[nb - 1] != v):
+      dq[nb] = v
+      nb += 1
+  b = 0
+  for v in range(num_levels - 1, -1, -1):
+    while b < nb and dq[b] > v:
+      b += 1
+    bucket[v] = b if b < nb else -1
+  for i in range(nb + 1):
+    counts[i] = 0
+  top = num_levels - 1
+  for y in range(height):
+    for x in range(width):
+      bb = bucket[min(levels[y, x], top)]
+      if bb >= 0:
+        counts[bb + 1] += 1
+  for i in range(nb):
+    counts[i + 1] += counts[i]
+  # counts[i] is now the start of bucket i; after the scatter below, the end.
+  for y in range(height):
+    row = (y + 1) * stride + 1
+    for x in range(width):
+      bb = bucket[min(levels[y, x], top)]
+      if bb >= 0:
+        order[counts[bb]] = row + x
+        counts[bb] += 1
+
+  hist = np.zeros(num_j + 1, np.int64)
+  gt_area = np.empty(gt.shape[0], np.float32)
+  one = np.float32(1.0)
+  for g in range(gt.shape[0]):
+    gt_area[g] = (gt[g, 2] - gt[g, 0] + one) * (gt[g, 3] - gt[g, 1] + one)
+  empty_level = 0
+  if want_v2 and empty_box[0] >= 0:
+    # The substitute box of an empty mask is used as is (no convention).
+    empty_level = _hit_level(np.int64(empty_box[0]), np.int64(empty_box[1]),
+                             np.int64(empty_box[2]), np.int64(empty_box[3]), gt,
+                             gt_valid, gt_area, iou_thr, 0, clamp, width, height)
+  offs = np.array([-1, -stride - 1, -stride, -stride + 1, 1, stride + 1, stride, stride - 1],
+                  np.int64)
+  uoffs = np.empty(8, np.uint64)  # two's complement: p + uoffs[j] wraps to p + offs[j]
+  for j in range(8):
+    uoffs[j] = np.uint64(offs[j])
+  u1 = np.uint64(1)
+  u2 = np.uint64(2)
+  u3 = np.uint64(3)
+  u4 = np.uint64(4)
+  u5 = np.uint64(5)
+  u6 = np.uint64(6)
+  u7 = np.uint64(7)
+  us = np.uint64(stride)
+  ushift = np.uint64(shift)
+  uxmask = np.uint64(xmask)
+
+  # `act` marks active pixels (a byte array: the 8-neighbour test touches less
+  # cache than `parent`). Root attributes live in small tables indexed by a
+  # component id; a root pixel stores -(id + 2) in `parent`, any other active
+  # pixel its parent's index (inactive entries are never read).
+  contour = want_v1 and largest == LARGEST_CONTOUR
+  holes_on = want_v2 and hole_boxes
+  track = max_boxes > 0 or contour or holes_on  # keep the list of live roots
+  euler4 = 0  # 4 x Euler number of the whole foreground
+  ncomp = 0
+  next_id = 0
+  best = np.int64(-1)
+  best_area = np.int64(0)
+  best_first = np.int64(0)
+  k = 0
+  pos = 0
+  for bi in range(-1, nb):
+    if bi < 0:
+      v = num_levels  # queries with an empty foreground come first
+    else:
+      v = dq[bi]
+      end = counts[bi]
+      while pos < end:
+        p = np.uint64(order[np.uint64(pos)])
+        pos += 1
+        m = (np.uint64(act[p - u1]) | (np.uint64(act[p - us - u1]) << u1)
+             | (np.uint64(act[p - us]) << u2) | (np.uint64(act[p - us + u1]) << u3)
+             | (np.uint64(act[p + u1]) << u4) | (np.uint64(act[p + us + u1]) << u5)
+             | (np.uint64(act[p + us]) << u6) | (np.uint64(act[p + us - u1]) << u7))
+        act[p] = 1
+        euler4 += quad[m, 1]
+        px = np.int32((p & uxmask) - u1)
+        py = np.int32((p >> ushift) - u1)
+        nrep = reps[m, 0]
+        if nrep == 0:
+          i = np.uint64(next_id)
+          parent[p] = -(next_id + 2)
+          next_id += 1
+          attr[i, 0] = 1
+          attr[i, 1] = np.int32(p)
+          attr[i, 2] = px
+          attr[i, 3] = px
+          attr[i, 4] = py
+          attr[i, 5] = py
+          attr[i, 7] = 0
+          attr[i, 8] = 4
+          r = p
+          ncomp += 1
+          if want_v2:
+            h = _hit_level(np.int64(px), np.int64(py), np.int64(px), np.int64(py), gt, gt_valid,
+                           gt_area, iou_thr, box_mode, clamp, width, height)
+            attr[i, 6] = h
+            hist[h] += 1
+          if track:
+            rpos[i] = ncomp - 1
+            rlist[ncomp - 1] = np.int32(i)
+        else:
+          r = _find(parent, p + uoffs[reps[m, 1]])
+          parent[p] = np.int32(r)
+          i = np.uint64(-parent[r] - 2)
+          attr[i, 0] += 1
+          attr[i, 7] += quad[m, 0]
+          attr[i, 8] += quad[m, 1]
+          # Branch-free updates: these comparisons are data dependent and
+          # mispredicted often (measured: ~30% of the scan time on smooth maps).
+          attr[i, 1] = min(attr[i, 1], np.int32(p))
+          ox0 = attr[i, 2]
+          ox1 = attr[i, 3]
+          oy0 = attr[i, 4]
+          oy1 = attr[i, 5]
+          nx0 = min(ox0, np.int32(px))
+          nx1 = max(ox1, np.int32(px))
+          ny0 = min(oy0, np.int32(py))
+          ny1 = max(oy1, np.int32(py))
+          attr[i, 2] = nx0
+          attr[i, 3] = nx1
+          attr[i, 4] = ny0
+          attr[i, 5] = ny1
+          changed = (nx0 != ox0) | (nx1 != ox1) | (ny0 != oy0) | (ny1 != oy1)
+          for j in range(1, nrep):
+            rn = _find(parent, p + uoffs[reps[m, 1 + j]])
+            if rn == r:
+              continue
+            n_i = np.uint64(-parent[rn] - 2)
+            if attr[n_i, 0] < attr[i, 0]:
+              rn, r = r, rn
+              n_i, i = i, n_i
+            # absorb root r (id i) into root rn (id n_i)
+            parent[r] = np.int32(rn)
+            attr[n_i, 0] += attr[i, 0]
+            attr[n_i, 7] += attr[i, 7]
+            attr[n_i, 8] += attr[i, 8]
+            if attr[i, 1] < attr[n_i, 1]:
+              attr[n_i, 1] = attr[i, 1]
+            if attr[i, 2] < attr[n_i, 2]:
+              attr[n_i, 2] = attr[i, 2]
+            if attr[i, 3] > attr[n_i, 3]:
+              attr[n_i, 3] = attr[i, 3]
+            if attr[i, 4] < attr[n_i, 4]:
+              attr[n_i, 4] = attr[i, 4]
+            if attr[i, 5] > attr[n_i, 5]:
+              attr[n_i, 5] = attr[i, 5]
+            ncomp -= 1
+            if want_v2:
+              hist[attr[i, 6]] -= 1
+            if track:
+              slot = rpos[i]
+              last = rlist[ncomp]
+              rlist[slot] = last
+              rpos[last] = slot
+            r = rn
+            i = n_i
+            changed = True
+          if want_v2 and changed:
+            h = _hit_level(np.int64(attr[i, 2]), np.int64(attr[i, 4]), np.int64(attr[i, 3]),
+                           np.int64(attr[i, 5]), gt, gt_valid, gt_area, iou_thr,
+                           box_mode, clamp, width, height)
+            hist[attr[i, 6]] -= 1
+            attr[i, 6] = h
+            hist[h] += 1
+        if want_v1 and not contour:
+          a = np.int64(attr[i, 0])
+          f = np.int64(attr[i, 1])
+          better = (a > best_area) | ((a == best_area) & (f < best_first))
+          best = np.int64(i) if better else best
+          best_area = a if better else best_area
+          best_first = f if better else best_first
+    # Answer the queries whose foreground is exactly "level >= v" (all active pixels).
+    while k < num_q and qc[q_order[k]] == v:
+      t = q_order[k]
+      k += 1
+      out_ncomp[t] = ncomp
+      out_holes[t] = ncomp - euler4 // 4
+      if contour:
+        best = _largest_by_contour(act, attr, rlist, ncomp, stride, shift)
+        best_area = np.int64(attr[best, 0]) if best >= 0 else 0
+      if want_v1:
+        if best < 0:
+          out_area[t] = 0
+          out_box[t, 0] = 0
+          out_box[t, 1] = 0
+          out_box[t, 2] = 0
+          out_box[t, 3] = 0
+        else:
+          out_area[t] = best_area
+          out_box[t, 0] = attr[best, 2]
+          out_box[t, 1] = attr[best, 4]
+          out_box[t, 2] = attr[best, 3]
+          out_box[t, 3] = attr[best, 5]
+      if want_v2:
+        if ncomp == 0:
+          out_v2[t] = empty_level
+        else:
+          h = num_j
+          while h > 0 and hist[h] == 0:
+            h -= 1
+          out_v2[t] = h
+      out_hole2[t] = 0
+      if holes_on and out_holes[t] > 0 and out_v2[t] < num_j:
+        # Twice the area inside outer contours not covered by their components' quads:
+        # every hole pixel leaves at least half a unit of it, so no hole has more pixels
+        # than this (used to skip the hole pass where no hole box can be large enough).
+        s2 = np.int64(0)
+        for jj in range(ncomp):
+          c = rlist[jj]
+          if attr[c, 8] != 4:
+            s2 += _outer_contour_area2(act, np.int64(attr[c, 1]), stride) - attr[c, 7]
+        out_hole2[t] = s2
+      if max_boxes > 0:
+        # Top-K components by (area desc, first pixel asc): K selection passes.
+        prev_a = np.int64(1) << 40
+        prev_f = np.int64(-1)
+        for j in range(max_boxes):
+          sel_c = -1
+          sel_a = np.int64(-1)
+          sel_f = np.int64(0)
+          for jj in range(ncomp):
+            c = rlist[jj]
+            ca = np.int64(attr[c, 0])
+            cf = np.int64(attr[c, 1])
+            # strictly after the previous pick in the order, and best so far
+            if (ca < prev_a or (ca == prev_a and cf > prev_f)) and (
+                ca > sel_a or (ca == sel_a and cf < sel_f)):
+              sel_c = c
+              sel_a = ca
+              sel_f = cf
+          if sel_c >= 0:
+            out_marea[t, j] = attr[sel_c, 0]
+            out_mbox[t, j, 0] = attr[sel_c, 2]
+            out_mbox[t, j, 1] = attr[sel_c, 4]
+            out_mbox[t, j, 2] = attr[sel_c, 3]
+            out_mbox[t, j, 3] = attr[sel_c, 5]
+            prev_a = sel_a
+            prev_f = sel_f
+          else:
+            out_marea[t, j] = 0
+            out_mbox[t, j, 0] = 0
+            out_mbox[t, j, 1] = 0
+            out_mbox[t, j, 2] = 0
+            out_mbox[t, j, 3] = 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float):
+  """Float map -> level image and query levels.
+
+  ``normalize``: per-map min-max ``(x - min) / (max - min)`` with the
+  arithmetic of the reference evaluators: float64 for ``QUANT_UINT8``
+  (wsolevaluation's ``normalize_scoremap`` on ``t2n``'s float64) and
+  ``QUANT_CUBEHELIX`` (the official infoCAM ``intensity_to_rgb``), float32 for
+  ``QUANT_FLOAT``; a map with a non-finite value or zero range becomes zeros.
+  ``QUANT_FLOAT``: ``level = #{ts < v}`` (``ts`` sorted, NaN -> 0), queries
+  ``q_float``; ``QUANT_UINT8``: ``level = uint8(255 v)``; ``QUANT_CUBEHELIX``:
+  ``level = lut[min(int(256 v), 255)]``; for the last two the queries are
+  ``table[max level]``.
+  """
+  height, width = m.shape
+  zero32 = np.float32(0.0)
+  one32 = np.float32(1.0)
+  ok = False
+  mode32_overflow = False
+  mn = np.float32(0.0)
+  span32 = np.float32(1.0)
+  span64 = 1.0
+  mn64 = 0.0
+  if normalize:
+    finite = True
+    mn = np.float32(np.inf)
+    mx = np.float32(-np.inf)
+    for y in range(height):
+      for x in range(width):
+        v = m[y, x]
+        if not np.isfinite(v):
+          finite = False
+        if v < mn:
+          mn = v
+        if v > mx:
+          mx = v
+    if finite and mx > mn:
+      ok = True
+      mn64 = np.float64(mn)
+      span64 = np.float64(mx) - mn64
+      span32 = mx - mn
+      mode32_overflow = not np.isfinite(span32)  # range beyond float32: use float64
+  num_t = ts.shape[0]
+  top = 0
+  if mode == QUANT_UINT8 and ok:
+    # wsolevaluation in float64 as it runs (``t2n`` casts to float64; ``cam -=
+    # cam.min(); cam /= cam.max()``; ``(cam * 255).astype(np.uint8)``), in a
+    # tight, branch-free loop.
+    for y in range(height):
+      for x in range(width):
+        w64 = min(max((np.float64(m[y, x]) - mn64) / span64, 0.0), 1.0)
+        lev = np.int32(w64 * 255.0)
+        levels[y, x] = lev
+        top = max(top, lev)
+    for t in range(q_out.shape[0]):
+      q_out[t] = table[top, t]
+    return
+  for y in range(height):
+    for x in range(width):
+      v = m[y, x]
+      if mode == QUANT_CUBEHELIX:
+        if normalize:
+          w = (np.float64(v) - mn64) / span64 if ok else 0.0
+        else:
+          w = np.float64(v) if v == v else 0.0
+        w = min(max(w, 0.0), 1.0)
+        lev = np.int64(lut[min(np.int64(w * 256.0), 255)])
+      else:
+        if normalize:
+          if ok:
+            if mode32_overflow:
+              v = np.float32((np.float64(v) - mn64) / span64)
+            else:
+              v = (v - mn) / span32
+          else:
+            v = zero32
+        if mode == QUANT_FLOAT:
+          a = 0
+          b = num_t
+          while a < b:
+            c = (a + b) >> 1
+            if ts[c] < v:
+              a = c + 1
+            else:
+              b = c
+          lev = a
+        else:
+          w64 = min(max(np.float64(v), 0.0), 1.0) if v == v else 0.0
+          lev = np.int64(w64 * 255.0)
+      levels[y, x] = lev
+      if lev > top:
+        top = lev
+  for t in range(q_out.shape[0]):
+    q_out[t] = q_float[t] if mode == QUANT_FLOAT else table[top, t]
+
+
+@numba.njit(cache=True, nogil=True)
+def _resize_cubic64(m, iy, wy, ix, wx, tmp, out):
+  """``cv2.resize(float64(m), INTER_CUBIC)`` bit for bit: a horizontal then a
+  vertical 4-tap pass in float64 with OpenCV's float32 tap weights and
+  replicated-border indices (``iy/ix`` int64 ``[H|W, 4]``, ``wy/wx`` float64)."""
+  h = m.shape[0]
+  big_h, big_w = out.shape
+  for r in range(h):
+    for d in range(big_w):
+      tmp[r, d] = (((np.float64(m[r, ix[d, 0]]) * wx[d, 0] + np.float64(m[r, ix[d, 1]]) * wx[d, 1])
+                    + np.float64(m[r, ix[d, 2]]) * wx[d, 2]) + np.float64(m[r, ix[d, 3]]) * wx[d, 3])
+  for o in range(big_h):
+    r0 = iy[o, 0]
+    r1 = iy[o, 1]
+    r2 = iy[o, 2]
+    r3 = iy[o, 3]
+    for d in range(big_w):
+      out[o, d] = (((tmp[r0, d] * wy[o, 0] + tmp[r1, d] * wy[o, 1]) + tmp[r2, d] * wy[o, 2])
+                   + tmp[r3, d] * wy[o, 3])
+
+
+@numba.njit(cache=True, nogil=True)
+def _hole_find(parent, p):
+  """Root pixel of active pixel p (uint64) in the background union-find (a root
+  holds -(id + 2), an inactive pixel -1); path halving."""
+  while True:
+    q = parent[p]
+    if q < 0:
+      return p
+    uq = np.uint64(q)
+    g = parent[uq]
+    if g < 0:
+      return uq
+    parent[p] = g
+    p = np.uint64(g)
+
+
+@numba.njit(cache=True, nogil=True)
+def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, clamp, out,
+                 parent, hattr, order, counts, hlist):
+  """V2 hit level of the boxes of the holes at the queries with ``need[t]`` (``out [T]``).
+
+  Background at query t: ``levels < q[t]``. Pixels are activated in
+  increasing level order, only up to the highest needed query, and united
+  with their active 4-neighbours on a padded grid whose padding is one
+  active "outside" component; a root holds its extent and whether it is
+  connected to the outside (then it is not a hole). A hole's contour box is
+  its extent grown by one pixel (the enclosing component's pixels around
+  it), then ``box_mode`` as for components. Holes whose box is too small to
+  reach the lowest IoU threshold with the smallest GT box (box area <=
+  ``(x1 - x0 + 4) * (y1 - y0 + 4)`` in every convention, and IoU <= area
+  ratio) are never listed; the listed ones (``hattr[r, 5]`` = position in
+  ``hlist``, -1 = not listed) are evaluated only at the needed queries.
+  """
+  height, width = levels.shape
+  shift = 1
+  while (1 << shift) < width + 2:
+    shift += 1
+  stride = 1 << shift
+  xmask = stride - 1
+  n = (height + 2) * stride
+  num_j = iou_thr.shape[0]
+  num_q = q.shape[0]
+  vmax = 0
+  for t in range(num_q):
+    out[t] = 0
+    if need[t]:
+      vmax = max(vmax, min(max(np.int64(q[t]), 0), num_levels))
+  if vmax == 0:
+    return
+  gt_area = np.empty(gt.shape[0], np.float32)
+  one = np.float32(1.0)
+  amin = np.inf
+  for g in range(gt.shape[0]):
+    gt_area[g] = (gt[g, 2] - gt[g, 0] + one) * (gt[g, 3] - gt[g, 1] + one)
+    if gt_valid[g]:
+      amin = min(amin, np.float64(gt_area[g]))
+  if num_j == 0 or amin == np.inf:
+    return
+  amin = amin * np.float64(iou_thr[0]) * (1.0 - 1e-6)
+  # Distinct needed query levels u[0] < u[1] < ...; a pixel of level L < vmax joins
+  # bucket b = the first needed query whose background holds it (u[b] > L). Pixels
+  # are processed bucket by bucket, raster order inside (thick bands: locality).
+  qs = np.empty(num_q, np.int64)
+  for t in range(num_q):
+    qs[t] = min(max(np.int64(q[t]), 0), num_levels)
+  q_order = np.argsort(qs, kind="mergesort")
+  u = np.empty(num_q, np.int64)
+  nu = 0
+  for k in range(num_q):
+    t = q_order[k]
+    if need[t] and (nu == 0 or u[nu - 1] != qs[t]):
+      u[nu] = qs[t]
+      nu += 1
+  bucket_of = np.empty(vmax, np.int64)
+  bi = 0
+  for lv in range(vmax):
+    while u[bi] <= lv:
+      bi += 1
+    bucket_of[lv] = bi
+  for i in range(nu + 1):
+    counts[i] = 0
+  for y in range(height):
+    for x in range(width):
+      v = levels[y, x]
+      if v < vmax:
+        counts[bucket_of[v] + 1] += 1
+  for i in range(nu):
+    counts[i + 1] += counts[i]
+  for y in range(height):
+    row = (y + 1) * stride + 1
+    for x in range(width):
+      v = levels[y, x]
+      if v < vmax:
+        bb = bucket_of[v]
+        order[counts[bb]] = row + x
+        counts[bb] += 1
+  # Padding: active, one component (pixel 0 is its root, id 0) connected to the outside.
+  for i in range(n):
+    parent[i] = -1
+  for x in range(stride):
+    parent[x] = 0
+    parent[(height + 1) * stride + x] = 0
+  for y in range(1, height + 1):
+    parent[y * stride] = 0
+    for x in range(width + 1, stride):
+      parent[y * stride + x] = 0
+  parent[0] = -2
+  hattr[0, 4] = 1
+  hattr[0, 5] = -1
+  hattr[0, 6] = n  # the outside: always the larger root
+  next_id = 1
+  nl = 0
+  # counts[b] is now the end of bucket b's run in `order`. Hot loop on unsigned
+  # indices (numba adds a negative-index fix-up to every signed one).
+  pos = 0
+  last_p = np.uint64(0)
+  last_r = np.uint64(0)
+  us = np.uint64(stride)
+  u1 = np.uint64(1)
+  ushift = np.uint64(shift)
+  uxmask = np.uint64(xmask)
+  for bk in range(nu):
+    end = counts[bk]
+    while pos < end:
+      p = np.uint64(order[np.uint64(pos)])
+      py = np.int32((p >> ushift) - u1)
+      px = np.int32((p & uxmask) - u1)
+      pos += 1
+      # Roots of the active 4-neighbours (the padding is the outside component).
+      have = False
+      r = np.uint64(0)  # component id of the root pixel rpix
+      rpix = np.uint64(0)
+      if last_p + u1 == p:  # the west neighbour, processed just before: its root is known
+        rpix = last_r
+        r = np.uint64(-parent[rpix] - 2)
+        have = True
+      for nb in range(4):
+        if nb == 0:
+          if have:
+            continue
+          m = p - u1
+        elif nb == 1:
+          m = p + u1
+        elif nb == 2:
+          m = p - us
+        else:
+          m = p + us
+        if parent[m] == -1:  # inactive
+          continue
+        rp = _hole_find(parent, m)
+        if not have:
+          rpix = rp
+          r = np.uint64(-parent[rp] - 2)
+          have = True
+          continue
+        if rp == rpix:
+          continue
+        rn = np.uint64(-parent[rp] - 2)
+        if hattr[rn, 6] > hattr[r, 6]:  # union by size: the larger root survives
+          rp, rpix = rpix, rp
+          rn, r = r, rn
+        if hattr[rn, 5] >= 0:  # drop rn from the list of holes
+          i = np.uint64(hattr[rn, 5])
+          nl -= 1
+          last = hlist[np.uint64(nl)]
+          hlist[i] = last
+          hattr[np.uint64(last), 5] = np.int32(i)
+        parent[rp] = np.int32(rpix)
+        hattr[r, 6] += hattr[rn, 6]
+        hattr[r, 4] = hattr[r, 4] | hattr[rn, 4]
+        hattr[r, 0] = min(hattr[r, 0], hattr[rn, 0])
+        hattr[r, 1] = min(hattr[r, 1], hattr[rn, 1])
+        hattr[r, 2] = max(hattr[r, 2], hattr[rn, 2])
+        hattr[r, 3] = max(hattr[r, 3], hattr[rn, 3])
+      if not have:  # a new background component
+        rpix = p
+        r = np.uint64(next_id)
+        parent[p] = -(next_id + 2)
+        next_id += 1
+        hattr[r, 0] = px
+        hattr[r, 1] = py
+        hattr[r, 2] = px
+        hattr[r, 3] = py
+        hattr[r, 4] = 0
+        hattr[r, 5] = -1
+        hattr[r, 6] = 1
+      else:
+        parent[p] = np.int32(rpix)
+        hattr[r, 6] += 1
+        hattr[r, 0] = min(hattr[r, 0], px)
+        hattr[r, 1] = min(hattr[r, 1], py)
+        hattr[r, 2] = max(hattr[r, 2], px)
+        hattr[r, 3] = max(hattr[r, 3], py)
+      if hattr[r, 4] != 0:
+        if hattr[r, 5] >= 0:  # now connected to the outside: not a hole
+          i = np.uint64(hattr[r, 5])
+          nl -= 1
+          last = hlist[np.uint64(nl)]
+          hlist[i] = last
+          hattr[np.uint64(last), 5] = np.int32(i)
+          hattr[r, 5] = -1
+      elif hattr[r, 5] < 0 and (np.float64(hattr[r, 2] - hattr[r, 0] + 4)
+                                * np.float64(hattr[r, 3] - hattr[r, 1] + 4) >= amin):
+        hattr[r, 5] = nl
+        hlist[np.uint64(nl)] = np.int32(r)
+        nl += 1
+      last_p = p
+      last_r = rpix
+    best = 0
+    for i in range(nl):
+      c = hlist[i]
+      h = _hit_level(np.int64(hattr[c, 0] - 1), np.int64(hattr[c, 1] - 1),
+                     np.int64(hattr[c, 2] + 1), np.int64(hattr[c, 3] + 1),
+                     gt, gt_valid, gt_area, iou_thr, box_mode, clamp, width, height)
+      best = max(best, h)
+      if best == num_j:
+        break
+    for t in range(num_q):
+      if need[t] and qs[t] == u[bk]:
+        out[t] = best
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, hi,
+                iy, wy, ix, wx, want_v1, want_v2, max_boxes, largest, hole_boxes,
+                gt, gt_valid, iou_thr, box_mode, clamp, empty_box,
+                out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, reps, quad):
+  _, raw_h, raw_w = maps.shape
+  resize = iy.shape[0] > 0
+  height = iy.shape[0] if resize else raw_h
+  width = ix.shape[0] if resize else raw_w
+  tmp = np.empty((raw_h if resize else 0, width), np.float64)
+  big = np.empty((height if resize else 0, width), np.float64)
+  shift = 1
+  while (1 << shift) < width + 2:
+    shift += 1
+  n = (height + 2) * (1 << shift)
+  hw = height * width
+  act = np.empty(n, np.uint8)
+  parent = np.empty(n, np.int32)
+  # per component id: area, first pixel, x0, x1, y0, y1, V2 hit level,
+  # 2 x quad area, 4 x Euler number (one row)
+  attr = np.empty((hw, 9), np.int32)
+  track = max_boxes > 0 or (want_v1 and largest == LARGEST_CONTOUR) or (want_v2 and hole_boxes)
+  rpos = np.empty(hw if track else 1, np.int32)
+  rlist = np.empty(hw if track else 1, np.int32)
+  holes = np.zeros(q_float.shape[0], np.int64)
+  hole2 = np.zeros(q_float.shape[0], np.int64)
+  hole_level = np.zeros(q_float.shape[0], np.int64)
+  num_j = iou_thr.shape[0]
+  holes_on = want_v2 and hole_boxes
+  hparent = np.empty(n if holes_on else 0, np.int32)
+  hattr = np.empty((n if holes_on else 0, 7), np.int32)
+  horder = np.empty(hw if holes_on else 0, np.int32)
+  hlist = np.empty(hw if holes_on else 0, np.int32)
+  hcounts = np.empty(num_levels + 2, np.int64)
+  need = np.zeros(q_float.shape[0], np.bool_)
+  counts = np.empty(max(num_levels, q_float.shape[0]) + 2, np.int64)
+  bucket = np.empty(num_levels, np.int64)
+  dq = np.empty(q_float.shape[0] + 1, np.int64)
+  order = np.empty(hw, np.int32)
+  levels = np.empty((height, width), np.int32)
+  q = np.empty(q_float.shape[0], np.int32)
+  for b in range(lo, hi):
+    if resize:
+      _resize_cubic64(maps[b], iy, wy, ix, wx, tmp, big)
+      _quantize_map(big, mode, normalize, ts, table, lut, levels, q, q_float)
+    else:
+      _quantize_map(maps[b], mode, normalize, ts, table, lut, levels, q, q_float)
+    _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_boxes,
+              gt[b], gt_valid[b], iou_thr, box_mode, clamp, empty_box,
+              out_box[b], out_area[b], out_v2[b], out_mbox[b], out_marea[b], out_ncomp[b],
+              holes, hole2, act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps,
+              quad)
+    if holes_on:
+      # Holes matter only at queries with a hole where the components' boxes do not
+      # already meet every IoU threshold, and where a hole box could be large enough:
+      # a hole of k pixels spans w + h <= k - 1, so its contour box has area <=
+      # ((k + 7) / 2)^2, and IoU <= area ratio.
+      any_need = False
+      for t in range(q.shape[0]):
+        need[t] = False
+        if holes[t] > 0 and out_v2[b, t] < num_j:
+          k_max = np.float64(hole2[t])  # no hole has more pixels (see _scan_map)
+          bound = ((k_max + 7.0) / 2.0) ** 2
+          thr = np.float64(iou_thr[out_v2[b, t]])
+          for g in range(gt.shape[1]):
+            if gt_valid[b, g]:
+              ga = (np.float64(gt[b, g, 2]) - gt[b, g, 0] + 1.0) * (
+                  np.float64(gt[b, g, 3]) - gt[b, g, 1] + 1.0)
+              if bound >= thr * ga - 1e-6 * ga:
+                need[t] = True
+          any_need = any_need or need[t]
+      if any_need:
+        _hole_levels(levels, q, need, num_levels, gt[b], gt_valid[b], iou_thr, box_mode, clamp,
+                     hole_level, hparent, hattr, horder, hcounts, hlist)
+        for t in range(q.shape[0]):
+          if need[t] and hole_level[t] > out_v2[b, t]:
+            out_v2[b, t] = hole_level[t]
+
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def default_num_threads() -> int:
+  try:
+    return max(1, len(os.sched_getaffinity(0)))
+  except AttributeError:  # pragma: no cover - non-Linux
+    return max(1, os.cpu_count() or 1)
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+  global _POOL
+  with _POOL_LOCK:
+    if _POOL is None:
+      _POOL = concurrent.futures.ThreadPoolExecutor(
+          max_workers=default_num_threads(), thread_name_prefix="infocam-boxes")
+    return _POOL
+
+
+def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lut=None,
+              resize_taps=None, want_v1=True, largest=LARGEST_PIXELS, gt=None, gt_valid=None,
+              iou_thr=None, box_mode=BOX_INCLUSIVE, clamp=True, empty_box=None,
+              hole_boxes=False, max_boxes=0, num_threads=None):
+  """Quantises float maps and runs the one-pass component scan over the batch.
+
+  Args:
+    maps: float32 ``[B, h, w]``.
+    mode: ``QUANT_FLOAT`` (foreground of query t: ``level >= q_float[t]`` with
+      ``level = #{thresholds < v}``), ``QUANT_UINT8`` (``level = floor(255 v)``)
+      or ``QUANT_CUBEHELIX`` (``level = lut[min(floor(256 v), 255)]``); for
+      the last two the queries are ``table[max level of the map]``.
+    normalize: min-max normalise each map first (as ``cam.normalize_maps``).
+    thresholds: float32 ``[T]`` sorted ascending (QUANT_FLOAT only).
+    q_float: int32 ``[T]`` query levels (QUANT_FLOAT).
+    table: int32 ``[256, T]`` query level per map maximum (gray modes).
+    lut: uint8 ``[256]`` (QUANT_CUBEHELIX).
+    resize_taps: None, or ``(iy, wy, ix, wx)`` from
+      :func:`infocam_jax._ccl.cv2_cubic_taps`: each map is first resized to
+      ``[len(iy), len(ix)]`` exactly as ``cv2.resize`` of its float64 copy.
+    want_v1: compute the largest component's box and area.
+    largest: ``LARGEST_PIXELS`` or ``LARGEST_CONTOUR`` (V1).
+    gt, gt_valid, iou_thr: float32 ``[B, G, 4]``, bool ``[B, G]``, float32
+      ``[J]`` ascending; when ``gt`` is given, V2 hit levels are computed.
+    box_mode: one of ``BOX_*`` (convention applied before the IoU).
+    clamp: clamp the intersection at zero (False: the official infoCAM IoU).
+    empty_box: ``(x0, y0, x1, y1)`` evaluated when a foreground is empty, or
+      None (an empty foreground never hits).
+    hole_boxes: V2 also evaluates the contour boxes of holes.
+    max_boxes: K > 0 also returns the K largest components' boxes.
+    num_threads: worker threads (default: the CPUs this process may use).
+
+  Returns:
+    dict with ``box`` int32 ``[B, T, 4]`` (inclusive extent, zeros when empty),
+    ``area`` int32 ``[B, T]`` (pixels; 0 = empty foreground), ``v2_level`` int8
+    ``[B, T]`` (number of IoU thresholds met by the best box),
+    ``num_components`` int32 ``[B, T]``, ``multi_box`` int32 ``[B, T, K, 4]``,
+    ``multi_area`` int32 ``[B, T, K]``.
+  """
+  maps = np.ascontiguousarray(maps, dtype=np.float32)
+  num_b = maps.shape[0]
+  if resize_taps is None:
+    iy = ix = np.zeros((0, 4), np.int64)
+    wy = wx = np.zeros((0, 4), np.float64)
+    height, width = maps.shape[1:]
+  else:
+    iy, wy, ix, wx = (np.ascontiguousarray(a) for a in resize_taps)
+    height, width = iy.shape[0], ix.shape[0]
+  if height + 2 > 32767 or width + 2 > 32767:
+    raise ValueError(f"maps must be smaller than 32765 pixels per side, got {height}x{width}.")
+  ts = np.ascontiguousarray(thresholds, dtype=np.float32).reshape(-1)
+  if mode == QUANT_FLOAT:
+    num_t = ts.shape[0]
+    q_float = np.ascontiguousarray(q_float, dtype=np.int32).reshape(-1)
+    table = np.zeros((1, num_t), np.int32)
+    num_levels = num_t + 1
+  else:
+    table = np.ascontiguousarray(table, dtype=np.int32)
+    num_t = table.shape[1]
+    q_float = np.zeros(num_t, np.int32)
+    num_levels = 256
+  lut = np.zeros(256, np.uint8) if lut is None else np.ascontiguousarray(lut, dtype=np.uint8)
+  want_v2 = gt is not None
+  if want_v2:
+    gt = np.ascontiguousarray(gt, dtype=np.float32)
+    gt_valid = np.ascontiguousarray(gt_valid, dtype=np.bool_)
+    iou_thr = np.ascontiguousarray(iou_thr, dtype=np.float32)
+  else:
+    gt = np.zeros((num_b, 0, 4), np.float32)
+    gt_valid = np.zeros((num_b, 0), np.bool_)
+    iou_thr = np.zeros((0,), np.float32)
+  eb = np.full(4, -1, np.int64) if empty_box is None else np.asarray(empty_box, np.int64)
+  k = int(max_boxes)
+  out = {
+      "box": np.zeros((num_b, num_t, 4), np.int32),
+      "area": np.zeros((num_b, num_t), np.int32),
+      "v2_level": np.zeros((num_b, num_t), np.int8),
+      "num_components": np.zeros((num_b, num_t), np.int32),
+      "multi_box": np.zeros((num_b, num_t, k, 4), np.int32),
+      "multi_area": np.zeros((num_b, num_t, k), np.int32),
+  }
+  if num_b == 0:
+    return out
+  head = (maps, int(mode), bool(normalize), ts, table, lut, q_float, num_levels)
+  tail = (iy, wy, ix, wx, bool(want_v1), bool(want_v2), k, int(largest), bool(hole_boxes), gt,
+          gt_valid, iou_thr, int(box_mode), bool(clamp), eb, out["box"], out["area"],
+          out["v2_level"], out["multi_box"], out["multi_area"], out["num_components"], _REPS,
+          _QUAD)
+  threads = default_num_threads() if num_threads is None else max(1, int(num_threads))
+  threads = min(threads, num_b)
+  if threads == 1:
+    _scan_chunk(*head, 0, num_b, *tail)
+    return out
+  bounds = np.linspace(0, num_b, threads + 1).round().astype(int)
+  futures = [_pool().submit(_scan_chunk, *head, int(lo), int(hi), *tail)
+             for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+  for f in futures:
+    f.result()
+  return out

@@ -510,8 +510,9 @@ def upsample_maps(maps: chex.Array, size: int | Sequence[int], method: str = "bi
 
   Implemented as two small matrix products ``R_y @ map @ R_xᵀ`` with static
   float32 interpolation matrices, so it is cheap under ``jit`` on any
-  accelerator. A non-finite value anywhere in a map spreads through the
-  products to the whole map; `normalize_maps` then zeroes that map, as
+  accelerator. A constant map stays exactly constant (cv2's float64 resize
+  keeps float32 constants exact too). A non-finite value anywhere in a map
+  spreads through the products to the whole map; `normalize_maps` then zeroes that map, as
   wsolevaluation zeroes maps containing NaN.
 
   Args:
@@ -540,8 +541,14 @@ def _upsample_core(maps, size, method, cubic_a):
   in_h, in_w = maps.shape[-2:]
   ry = _resize_matrix(int(in_h), size[0], method, cubic_a)
   rx = _resize_matrix(int(in_w), size[1], method, cubic_a)
-  x = jnp.einsum("...hw,pw->...hp", maps.astype(jnp.float32), rx, precision=_HIGHEST)
-  return jnp.einsum("oh,...hp->...op", ry, x, precision=_HIGHEST)
+  maps = maps.astype(jnp.float32)
+  x = jnp.einsum("...hw,pw->...hp", maps, rx, precision=_HIGHEST)
+  out = jnp.einsum("oh,...hp->...op", ry, x, precision=_HIGHEST)
+  # A constant map stays exactly constant (the products would add float32 rounding noise,
+  # which a later min-max normalisation would stretch to a whole-image foreground).
+  lo = jnp.min(maps, axis=(-2, -1), keepdims=True)
+  hi = jnp.max(maps, axis=(-2, -1), keepdims=True)
+  return jnp.where(lo == hi, lo, out)
 
 
 def normalize_maps(maps: chex.Array) -> jax.Array:

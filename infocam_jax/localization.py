@@ -542,12 +542,7 @@ def _image_hits_impl(ev: BoxAccuracy, maps, gt_boxes, gt_mask):
   if ev.image_size is not None and (h, w) != tuple(ev.image_size):
     if proto.resize_float64 and exact:
       resize_to = tuple(ev.image_size)  # cv2.resize of the float64 map, inside the kernel
-    else:
-      # A constant raw map stays constant (float32 products would add rounding noise,
-      # which the min-max normalisation would stretch to [0, 1]).
-      lo = jnp.min(maps, axis=(1, 2), keepdims=True)
-      hi = jnp.max(maps, axis=(1, 2), keepdims=True)
-      maps = jnp.where(lo == hi, jnp.zeros_like(maps), maps)
+    else:  # a constant raw map stays constant (upsample_maps), so it has no foreground
       maps = cam_lib.upsample_maps(maps, ev.image_size, proto.resize_method)
     h, w = ev.image_size
   gt = jnp.asarray(gt_boxes, jnp.float32)

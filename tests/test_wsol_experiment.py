@@ -260,8 +260,10 @@ def test_baseline_maps_give_centred_and_full_image_boxes():
   size = (24, 32)
   maps = ev.baseline_maps(size)
   ts = np.arange(0.0, 1.0, 0.05).astype(np.float32)
-  centre = np.asarray(boxes.boxes_from_maps(cam.normalize_maps(maps["centre_box"][None]), ts))[0]
-  full = np.asarray(boxes.boxes_from_maps(cam.normalize_maps(maps["full_image_box"][None]), ts))[0]
+  centre = np.asarray(boxes.boxes_from_maps(cam.normalize_maps(maps["centre_box"][None]),
+                                            ts).boxes)[0]
+  full = np.asarray(boxes.boxes_from_maps(cam.normalize_maps(maps["full_image_box"][None]),
+                                          ts).boxes)[0]
   assert (full == [0, 0, 31, 23]).all()
   widths = centre[:, 2] - centre[:, 0] + 1
   heights = centre[:, 3] - centre[:, 1] + 1

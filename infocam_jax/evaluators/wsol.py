@@ -199,10 +199,10 @@ def make_forward(model: Any, methods: Sequence[str], region_size: int,
   """Jitted ``(variables, images, labels) -> (logits [B, K], {method: maps})``.
 
   One forward pass; every method's map is formed from the same features.
-  With ``image_size`` the raw maps are resized to it (bicubic, cv2 geometry:
-  what every protocol of the evaluator does to smaller maps), so that all
-  methods reach the evaluators with one shape (one compilation per protocol);
-  otherwise they keep their native resolution.
+  With ``image_size`` the raw maps are resized to it (float32 bicubic, cv2
+  geometry: the clean and paper protocols' resize); otherwise (``evaluate``)
+  they keep their native resolution and every protocol resizes them its own
+  way (wsolevaluation: cv2's float64 resize, reproduced exactly).
   """
   from infocam_jax import models  # pylint: disable=g-import-not-at-top
   methods = tuple(methods)
@@ -476,8 +476,9 @@ def predicted_boxes(maps: np.ndarray, image_size: int, thresholds: Sequence[floa
   up = np.asarray(cam_lib.normalize_maps(maps))
   out = np.full((len(up), 4), np.nan)
   for i, (m, t) in enumerate(zip(up, thresholds)):
-    if m.max() > t:
-      out[i] = np.asarray(boxes_lib.boxes_from_maps(m[None], np.asarray([t], np.float32)))[0, 0]
+    r = boxes_lib.boxes_from_maps(m[None], np.asarray([t], np.float32))
+    if bool(r.valid[0, 0]):
+      out[i] = np.asarray(r.boxes)[0, 0]
   return up, out
 
 
@@ -613,7 +614,8 @@ def evaluate(model: Any, variables: Any, val_pipeline: Any, test_pipeline: Any,
   comes from one forward pass per batch (``make_forward``).
   """
   evaluators = settings.evaluators()
-  forward = make_forward(model, settings.methods, settings.region_size, settings.image_size)
+  # Raw maps: each protocol resizes them its own way (wsolevaluation: cv2's float64 resize).
+  forward = make_forward(model, settings.methods, settings.region_size)
   variables = jax.device_put(variables, jax.local_devices()[0])
   common = dict(methods=settings.methods, evaluators=evaluators,
                 gt_transforms=settings.gt_transforms, resize_size=settings.resize_size,

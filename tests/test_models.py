@@ -577,6 +577,7 @@ def test_lenet_matches_torch_with_converted_weights():
     (2, 6, 4, 3, 1, 1),   # map smaller than the kernel: im2col matmul
     (1, 6, 4, 3, 2, 1),
     (2, 3, 4, 7, 2, 3),   # 7x7 stem on a 2x2 image
+    (4, 6, 4, 3, 2, 1),   # 4x4 -> 2x2 output smaller than the kernel: im2col
     (8, 3, 4, 3, 1, 1),   # plain lax convolution
     (9, 3, 4, 3, 2, 1),
 ])

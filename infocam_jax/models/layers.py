@@ -54,10 +54,11 @@ class Conv2d(nn.Module):
     whose window is the whole feature map, run after transposing both operands to
     batch-minor layouts; that and the transposes were about half of a ResNet-50 CPU
     step. As a matmul the filter gradient is one GEMM (x^T dy) with no transposes.
-  * A k x k conv on a map smaller than its kernel (H * W < k * k, e.g. ResNet-18's
-    layer4 at 2x2 for 64-pixel images) is an explicit im2col matmul: as a convolution,
-    XLA swaps its operands and the swapped form falls back to a naive loop emitter
-    (~0.5 s per conv at batch 16, 512 channels).
+  * A k x k conv whose input or output map is smaller than its kernel (H * W < k * k or
+    H' * W' < k * k, e.g. ResNet-18's layer4 at 64 pixels: 4x4 -> 2x2) is an explicit
+    im2col matmul: as a convolution (the forward one, or the input-gradient one, whose
+    input is the output gradient), XLA swaps its operands and the swapped form falls
+    back to a naive loop emitter (~0.4 s per conv at batch 16, 256-512 channels).
   * Every other conv is ``lax.conv_general_dilated``.
 
   Sums run in another order than a single convolution, so results agree to float32
@@ -92,10 +93,10 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Ar
     if s > 1:
       x = x[:, ::s, ::s, :]
     return lax.dot_general(x, kernel.reshape(c, o), (((3,), (0,)), ((), ())))
-  if x.shape[1] * x.shape[2] < k * k:
+  ho, wo = (x.shape[1] + 2 * p - k) // s + 1, (x.shape[2] + 2 * p - k) // s + 1
+  if min(x.shape[1] * x.shape[2], ho * wo) < k * k:
     x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-    b, h, w, _ = x.shape
-    ho, wo = (h - k) // s + 1, (w - k) // s + 1
+    b = x.shape[0]
     taps = [lax.slice(x, (0, i, j, 0), (b, i + s * (ho - 1) + 1, j + s * (wo - 1) + 1, c),
                       (1, s, s, 1)) for i in range(k) for j in range(k)]
     patches = jnp.concatenate(taps, axis=-1)  # [B, H', W', k*k*C], (i, j, c) order

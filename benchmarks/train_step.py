@@ -18,6 +18,11 @@ memory preallocation does not starve PyTorch.
   python benchmarks/train_step.py --models resnet50@224:256 resnet18@64:512 --json
   python benchmarks/train_step.py --models resnet18@64:16 --steps 5 --frameworks jax
 
+The table also gives ``cpu ms``: process CPU time per step over all threads
+(``time.process_time``), steadier than wall time on a shared machine (wall ≫ cpu
+means the process waited for cores). ``resnet_tiny`` (the main job's model) has a
+PyTorch reference too.
+
 Model spec: ``ARCH@IMAGE_SIZE:GLOBAL_BATCH``. This script imports neither
 ml_collections nor tensorflow-datasets nor grain.
 """

@@ -18,6 +18,11 @@ memory preallocation does not starve PyTorch.
   python benchmarks/train_step.py --models resnet50@224:256 resnet18@64:512 --json
   python benchmarks/train_step.py --models resnet18@64:16 --steps 5 --frameworks jax
 
+The table also gives ``cpu ms``: process CPU time per step over all threads
+(``time.process_time``), steadier than wall time on a shared machine (wall ≫ cpu
+means the process waited for cores). ``resnet_tiny`` (the main job's model) has a
+PyTorch reference too.
+
 Model spec: ``ARCH@IMAGE_SIZE:GLOBAL_BATCH``. This script imports neither
 ml_collections nor tensorflow-datasets nor grain.
 """
@@ -81,13 +86,14 @@ def bench_jax(arch: str, size: int, batch: int, precision: str, steps: int, warm
   for _ in range(warmup):
     state, metrics = compiled(state, batch_arrays)
   jax.block_until_ready((state, metrics))
-  times = []
+  times, cpu_times = [], []
   for _ in range(3):  # three timed windows; report the median
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
       state, metrics = compiled(state, batch_arrays)
     jax.block_until_ready((state, metrics))
     times.append((time.perf_counter() - t0) / steps)
+    cpu_times.append((time.process_time() - c0) / steps)
   step_s = sorted(times)[1]
   loss = float(metrics["loss"])
   mem = None
@@ -101,7 +107,7 @@ def bench_jax(arch: str, size: int, batch: int, precision: str, steps: int, warm
           "num_devices": par.num_devices, "step_ms": 1e3 * step_s,
           "images_per_s": batch / step_s, "compile_s": compile_s, "init_s": init_s,
           "peak_mem_gib": None if mem is None else mem / 2**30, "loss": loss,
-          "window_ms": [1e3 * t for t in times]}
+          "window_ms": [1e3 * t for t in times], "cpu_ms": 1e3 * sorted(cpu_times)[1]}
 
 
 # -----------------------------------------------------------------------------
@@ -159,22 +165,30 @@ def _torch_resnet(arch: str, layer4_stride: int):
       y = self.bn3(self.conv3(y))
       return self.relu(y + identity)
 
-  specs = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet34": (BasicBlock, (3, 4, 6, 3)),
-           "resnet50": (Bottleneck, (3, 4, 6, 3))}
+  # arch -> (block, blocks per stage, stage widths, stem width, stem); as models.factory.
+  wide = (64, 128, 256, 512)
+  specs = {"resnet18": (BasicBlock, (2, 2, 2, 2), wide, 64, "imagenet"),
+           "resnet34": (BasicBlock, (3, 4, 6, 3), wide, 64, "imagenet"),
+           "resnet50": (Bottleneck, (3, 4, 6, 3), wide, 64, "imagenet"),
+           "resnet_tiny": (BasicBlock, (1, 1, 1, 1), (8, 16, 32, 64), 8, "small")}
   if arch not in specs:
     raise ValueError(f"no PyTorch reference for {arch!r}")
-  block, sizes = specs[arch]
+  block, sizes, widths, stem_width, stem = specs[arch]
 
   class ResNet(nn.Module):
 
     def __init__(self):
       super().__init__()
-      self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-      self.bn1 = nn.BatchNorm2d(64)
+      if stem == "imagenet":  # 7x7/2 conv + BN + ReLU + 3x3/2 max-pool
+        self.conv1 = nn.Conv2d(3, stem_width, 7, 2, 3, bias=False)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+      else:  # "small": 3x3/1 conv + BN + ReLU, no pool
+        self.conv1 = nn.Conv2d(3, stem_width, 3, 1, 1, bias=False)
+        self.maxpool = nn.Identity()
+      self.bn1 = nn.BatchNorm2d(stem_width)
       self.relu = nn.ReLU(inplace=True)
-      self.maxpool = nn.MaxPool2d(3, 2, 1)
-      cin, stages = 64, []
-      for i, (n, width) in enumerate(zip(sizes, (64, 128, 256, 512))):
+      cin, stages = stem_width, []
+      for i, (n, width) in enumerate(zip(sizes, widths)):
         stride = 1 if i == 0 else (layer4_stride if i == 3 else 2)
         blocks = []
         for j in range(n):
@@ -238,13 +252,14 @@ def bench_torch(arch: str, size: int, batch: int, precision: str, steps: int, wa
   warmup_s = time.perf_counter() - t0
   if cuda:
     torch.cuda.reset_peak_memory_stats()
-  times = []
+  times, cpu_times = [], []
   for _ in range(3):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
       loss = step()
     sync()
     times.append((time.perf_counter() - t0) / steps)
+    cpu_times.append((time.process_time() - c0) / steps)
   step_s = sorted(times)[1]
   mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
   name = torch.cuda.get_device_name() if cuda else "cpu"
@@ -252,7 +267,7 @@ def bench_torch(arch: str, size: int, batch: int, precision: str, steps: int, wa
           "device": name, "num_devices": 1, "step_ms": 1e3 * step_s,
           "images_per_s": batch / step_s, "compile_s": warmup_s, "init_s": None,
           "peak_mem_gib": mem, "loss": float(loss), "window_ms": [1e3 * t for t in times],
-          "threads": torch.get_num_threads()}
+          "cpu_ms": 1e3 * sorted(cpu_times)[1], "threads": torch.get_num_threads()}
 
 
 # -----------------------------------------------------------------------------
@@ -303,13 +318,14 @@ def _fmt(v, spec):
 
 def print_table(results: list[dict[str, Any]]) -> None:
   print(f"\n{'model':<18} {'framework':<14} {'prec':<5} {'images/s':>10} {'step ms':>9} "
-        f"{'compile s':>9} {'peak GiB':>9}  device")
+        f"{'cpu ms':>9} {'compile s':>9} {'peak GiB':>9}  device")
   for r in results:
     if "error" in r:
       print(f"{r['model']:<18} {r['framework']:<14} {r['precision']:<5} ERROR: {r['error']}")
       continue
     print(f"{r['model']:<18} {r['framework']:<14} {r['precision']:<5} "
-          f"{r['images_per_s']:>10.1f} {r['step_ms']:>9.1f} {_fmt(r['compile_s'], '9.1f')} "
+          f"{r['images_per_s']:>10.1f} {r['step_ms']:>9.1f} {_fmt(r.get('cpu_ms'), '9.1f')} "
+          f"{_fmt(r['compile_s'], '9.1f')} "
           f"{_fmt(r['peak_mem_gib'], '9.2f')}  {r['device']} x{r['num_devices']}")
   print()
   for r in results:

@@ -19,20 +19,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib import patheffects
+from matplotlib import cm, colors as mcolors, patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
 
 __all__ = [
     "plot_localization_grid",
     "plot_threshold_curves",
     "plot_lines",
     "plot_bars",
+    "plot_mi_errors",
 ]
 
 _GT_COLOR = "#00e000"
 _PRED_COLOR = "#ff2020"
+# Curves that may coincide (infoCAM exactly under CAM+region) stay distinguishable: each
+# curve gets its own line style, marker and marker phase, and later curves are drawn
+# thinner on top of earlier ones.
+_LINESTYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -53,15 +60,35 @@ def _check_series(series: Any, errors: Mapping[str, Any] | None) -> dict[str, An
 
 
 def _finish(fig: Figure, ax: Any, path: str | os.PathLike, dpi: int, xlabel: str, ylabel: str,
-            title: str | None, *, legend_fontsize: int = 8, grid_axis: str = "both") -> Path:
-  """Labels, title, grid and legend of a one-axes chart, then `_save`."""
+            title: str | None, *, legend_fontsize: int = 8, grid_axis: str = "both",
+            legend_outside: bool = False, caption: str | None = None) -> Path:
+  """Labels, title, grid and legend of a one-axes chart, then `_save`.
+
+  ``legend_outside``: the legend sits right of the axes, so it never covers data.
+  """
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   if title:
     ax.set_title(title)
   ax.grid(True, axis=grid_axis, alpha=0.3)
-  ax.legend(fontsize=legend_fontsize, loc="best")
+  if legend_outside:
+    ax.legend(fontsize=legend_fontsize, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0.0)
+  else:
+    ax.legend(fontsize=legend_fontsize, loc="best")
+  _caption(fig, caption)
   return _save(fig, path, dpi)
+
+
+def _caption(fig: Figure, caption: str | None, gap_inches: float = 0.15) -> None:
+  """Small wrapped text under the figure (kept by ``bbox_inches='tight'``)."""
+  if not caption:
+    return
+  import textwrap  # pylint: disable=g-import-not-at-top
+  width_chars = max(40, int(fig.get_figwidth() * 13))
+  text = "\n".join(textwrap.fill(par, width_chars) for par in str(caption).split("\n"))
+  fig.text(0.0, -gap_inches / fig.get_figheight(), text, ha="left", va="top", fontsize=7.5,
+           color="#333333", transform=fig.transFigure)
 
 
 def _save(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
@@ -136,9 +163,14 @@ def plot_localization_grid(
     alpha: float = 0.5,
     cmap: str = "jet",
     panel_size: float = 2.2,
+    colorbar: bool = True,
+    caption: str | None = None,
     dpi: int = 100,
 ) -> Path:
   """A grid: one row per image; the image, then one heatmap overlay per method.
+
+  Below the grid: a legend for the boxes that are drawn (green solid = ground truth, red
+  dashed = predicted) and ``caption``; right of it a colour bar of the map scale.
 
   Args:
     path: output ``.png``.
@@ -159,6 +191,10 @@ def plot_localization_grid(
     alpha: heatmap opacity.
     cmap: matplotlib colormap name for the heatmaps.
     panel_size: inches per panel.
+    colorbar: draw one colour bar for the heatmaps (their display scale, 0 = map
+      minimum, 1 = maximum, unless the maps already lie in [0, 1]).
+    caption: text under the grid, e.g. "Maps for the ground-truth class; t is the CAM
+      threshold chosen on the validation split; boxes from the map thresholded at t."
     dpi: output resolution.
 
   Returns:
@@ -248,6 +284,32 @@ def plot_localization_grid(
       ax.set_ylim(h - 0.5, -0.5)
       ax.set_xticks([])
       ax.set_yticks([])
+  if colorbar:
+    bar = fig.colorbar(cm.ScalarMappable(mcolors.Normalize(0.0, 1.0), cmap=cmap),
+                       ax=axes.ravel().tolist(), fraction=0.03, pad=0.02,
+                       shrink=min(1.0, 0.5 + 0.15 * n))
+    bar.set_label("map value (per-image min–max)", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
+  handles = []
+  if gt is not None:
+    handles.append(Line2D([], [], color=_GT_COLOR, linewidth=2.0, label="ground-truth box"))
+  if preds:
+    handles.append(Line2D([], [], color=_PRED_COLOR, linewidth=2.0, linestyle="--",
+                          label="predicted box (map ≥ t)"))
+  fig.canvas.draw()  # positions of the panels after the colour bar took its room
+  bottom = min(a.get_position().y0 for a in axes[-1])
+  left = axes[-1, 0].get_position().x0
+  gap = 0.08 / fig.get_figheight()  # inches -> figure fraction
+  if handles:
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(left, bottom - gap),
+               ncol=len(handles), fontsize=8, frameon=False, handlelength=2.5,
+               borderaxespad=0.0, borderpad=0.0)
+    gap += 0.3 / fig.get_figheight()
+  if caption:
+    import textwrap  # pylint: disable=g-import-not-at-top
+    text = "\n".join(textwrap.fill(par, max(40, int(panel_size * ncols * 14)))
+                      for par in str(caption).split("\n"))
+    fig.text(left, bottom - gap, text, ha="left", va="top", fontsize=7.5, color="#333333")
   return _save(fig, path, dpi)
 
 
@@ -258,43 +320,78 @@ def plot_threshold_curves(
     *,
     mark_best: bool = True,
     reference_threshold: float | None = None,
+    baselines: Mapping[str, float] | None = None,
     xlabel: str = "CAM threshold",
     ylabel: str = "box accuracy (%)",
     title: str | None = None,
+    caption: str | None = None,
     dpi: int = 120,
 ) -> Path:
   """Accuracy against map threshold for several curves (methods × IoU thresholds).
+
+  The legend sits outside the axes (right), so it never hides a curve; each curve has its
+  own line style and marker (markers at staggered positions), so curves that coincide
+  exactly stay visible.
 
   Args:
     path: output ``.png``.
     thresholds: ``[T]`` increasing map thresholds (e.g. 0, 0.01, …, 0.99).
     curves: label -> ``[T]`` accuracy (e.g. ``{"infoCAM IoU≥0.5": ..., "CAM IoU≥0.5": ...}``).
       NaN points are left out of the line.
-    mark_best: mark each curve's maximum with a dot and its threshold in the legend
+    mark_best: mark each curve's maximum with a large dot and its threshold in the legend
       (the first maximum on ties, as MaxBoxAcc picks it).
     reference_threshold: draw a vertical dotted line there (e.g. the paper's 0.2).
+    baselines: label -> accuracy of a method that has no CAM threshold (e.g. the centred
+      box, whose parameter is a box size), each drawn as a horizontal line across the
+      axes and named in the legend with its value.
+    caption: optional text under the figure (e.g. which split chose the threshold).
 
   Returns:
     ``Path(path)``.
+
+  Example::
+
+    plot_threshold_curves("curves.png", np.linspace(0, 0.99, 100),
+                          {"CAM": cam_acc, "infoCAM": info_acc},
+                          baselines={"centred box (best size)": 41.3})
   """
   t = _as_array(thresholds, "thresholds", 1, dtype=np.float64)
   if t.size < 1:
     raise ValueError("`thresholds` must not be empty.")
   if not isinstance(curves, Mapping) or not curves:
     raise ValueError("`curves` must be a non-empty mapping of label -> [T] values.")
+  base = {}
+  for k, v in (baselines or {}).items():
+    try:
+      base[str(k)] = float(v)
+    except (TypeError, ValueError):
+      raise ValueError(f"`baselines[{k!r}]` must be a number, got {v!r}.") from None
+  ys = {str(label): _as_array(values, f"curves[{label!r}]", 1, (t.size,), dtype=np.float64)
+        for label, values in curves.items()}
   fig = _new_figure(6.0, 4.0)
   ax = fig.subplots()
-  for label, values in curves.items():
-    y = _as_array(values, f"curves[{label!r}]", 1, (t.size,), dtype=np.float64)
-    line, = ax.plot(t, y, label=str(label), linewidth=1.5)
+  n = len(ys)
+  every = max(1, t.size // 8)
+  for idx, (label, y) in enumerate(ys.items()):
+    line, = ax.plot(t, y, label=label, linewidth=max(1.0, 2.6 - 0.45 * idx),
+                    linestyle=_LINESTYLES[idx % len(_LINESTYLES)],
+                    marker=_MARKERS[idx % len(_MARKERS)], markersize=4.5,
+                    markevery=(int(idx * every / max(n, 1)) % every, every),
+                    markerfacecolor="none" if idx % 2 else None, zorder=2 + idx)
     if mark_best and np.any(np.isfinite(y)):
       k = int(np.nanargmax(y))
-      ax.plot([t[k]], [y[k]], "o", color=line.get_color(), markersize=6)
+      ax.plot([t[k]], [y[k]], marker=_MARKERS[idx % len(_MARKERS)], color=line.get_color(),
+              markersize=9, markeredgecolor="black", linestyle="none", zorder=20 + idx)
       line.set_label(f"{label} (best {y[k]:.2f} at {t[k]:.2f})")
+  for idx, (label, value) in enumerate(base.items()):
+    ax.axhline(value, color=("0.25", "0.55", "0.4")[idx % 3], linewidth=1.3,
+               linestyle=(0, (6, 2, 1, 2)), label=f"{label}: {value:.2f} (no threshold)",
+               zorder=1)
   if reference_threshold is not None:
     ax.axvline(float(reference_threshold), color="gray", linestyle=":", linewidth=1.0,
                label=f"threshold {float(reference_threshold):g}")
-  return _finish(fig, ax, path, dpi, xlabel, ylabel, title, legend_fontsize=7)
+  return _finish(fig, ax, path, dpi, xlabel, ylabel, title, legend_fontsize=7,
+                 legend_outside=True, caption=caption)
 
 
 def plot_lines(
@@ -357,12 +454,24 @@ def plot_bars(
     ylabel: str = "",
     title: str | None = None,
     rotate_labels: bool | None = None,
+    value_labels: bool | None = None,
+    value_format: str = "{:.3g}",
+    caption: str | None = None,
     dpi: int = 120,
 ) -> Path:
   """Grouped bars: one group per category, one bar per series.
 
   E.g. per-class accuracy of softmax vs PC-softmax: ``categories`` = class
   names, ``series`` = {"softmax": [K], "PC-softmax": [K]}.
+
+  A bar of height 0 is invisible, so every zero bar is marked: a short tick at 0 in the
+  series' colour and a "0" label, whatever ``value_labels`` says.
+
+  Args:
+    value_labels: write each bar's value above it (``value_format``). Default (None):
+      when there are at most 40 bars in all; zero bars are labelled always.
+    value_format: ``str.format`` pattern of the labels, e.g. ``"{:.1f}"``.
+    caption: optional text under the figure.
 
   Returns:
     ``Path(path)``.
@@ -377,16 +486,155 @@ def plot_bars(
   fig = _new_figure(max(6.0, 0.35 * n * max(1, s) + 1.5), 4.0)
   ax = fig.subplots()
   pos = np.arange(n, dtype=np.float64)
+  label_all = value_labels if value_labels is not None else n * s <= 40
+  fontsize = 7 if n * s <= 40 else 5
   for idx, (label, values) in enumerate(series.items()):
     y = _as_array(values, f"series[{label!r}]", 1, (n,), dtype=np.float64)
     yerr = None
     if label in errors:
       yerr = _as_array(errors[label], f"errors[{label!r}]", 1, (n,), dtype=np.float64)
-    ax.bar(pos + (idx - (s - 1) / 2) * width, y, width, yerr=yerr, capsize=2 if yerr is not None
-           else 0, label=str(label))
+    x = pos + (idx - (s - 1) / 2) * width
+    bars = ax.bar(x, y, width, yerr=yerr, capsize=2 if yerr is not None else 0,
+                  label=str(label))
+    color = bars.patches[0].get_facecolor() if bars.patches else None
+    zero = y == 0
+    if np.any(zero):  # a visible stub where a bar would be, in the series' colour
+      ax.plot(x[zero], y[zero], marker="_", markersize=max(4.0, 40.0 * width * 6.0 / n),
+              markeredgewidth=2.5, linestyle="none", color=color, clip_on=False)
+    shown = np.isfinite(y) & (zero | label_all)
+    top = y + (0.0 if yerr is None else np.nan_to_num(yerr))
+    for xi, yi, ti in zip(x[shown], y[shown], top[shown]):
+      ax.annotate(value_format.format(yi), (xi, max(ti, 0.0)), xytext=(0, 2),
+                  textcoords="offset points", ha="center", va="bottom", fontsize=fontsize,
+                  rotation=90 if n * s > 40 else 0)
+  ax.margins(y=0.08)
   ax.set_xticks(pos)
   rotate = rotate_labels if rotate_labels is not None else (n > 8 or max(map(len, cats)) > 6)
   ax.set_xticklabels(cats, rotation=60 if rotate else 0, ha="right" if rotate else "center",
                      fontsize=7 if n > 20 else 9)
-  return _finish(fig, ax, path, dpi, xlabel, ylabel, title, grid_axis="y")
+  return _finish(fig, ax, path, dpi, xlabel, ylabel, title, grid_axis="y", caption=caption,
+                 legend_outside=True)
 
+
+
+def plot_mi_errors(
+    path: str | os.PathLike,
+    x: Any,
+    series: Mapping[str, Any],
+    *,
+    errors: Mapping[str, Any] | None = None,
+    target: float | None = 0.01,
+    separate: Sequence[str] | None = None,
+    error_label: str = "error bars: ± 1 standard error",
+    xlabel: str = "dimension d",
+    ylabel: str = "estimate − true MI (nats)",
+    title: str | None = None,
+    caption: str | None = None,
+    dpi: int = 120,
+) -> Path:
+  """Errors of MI estimators (nats) against a setting, with the target band.
+
+  E.g. the synthetic-MI study: ``x`` = dimensions d, ``series`` = estimator -> [n]
+  (estimate − true MI), ``errors`` = estimator -> [n] standard errors (or [2, n] lower /
+  upper). Draws a zero line and the ±``target`` band on every panel, staggers the series
+  sideways so their error bars do not overlap, and puts the curves named in ``separate``
+  (e.g. a softmax read with + log K on imbalanced data, off by +0.12 nats) on a second
+  panel with its own y scale, so the accurate curves are not squashed together. By default
+  ``separate`` holds every series that leaves ±5·``target`` anywhere (none when
+  ``target`` is None). The legend (below the panels) names the band and the error bars.
+
+  Returns:
+    ``Path(path)``.
+
+  Example::
+
+    plot_mi_errors("mi.png", [1, 2, 5, 10], {"PC-softmax": err_pc, "softmax + log K": err_sm},
+                   errors={"PC-softmax": se_pc, "softmax + log K": se_sm})
+  """
+  xs = _as_array(x, "x", 1, dtype=np.float64)
+  n = xs.size
+  if n < 1:
+    raise ValueError("`x` must not be empty.")
+  if np.any(~np.isfinite(xs)):
+    raise ValueError("`x` must be finite.")
+  errors = _check_series(series, errors)
+  if target is not None and not (np.isfinite(target) and target > 0):
+    raise ValueError(f"`target` must be a positive number of nats or None, got {target!r}.")
+  ys = {str(k): _as_array(v, f"series[{k!r}]", 1, (n,), dtype=np.float64)
+        for k, v in series.items()}
+  es = {}
+  for k, v in errors.items():
+    e = _as_array(v, f"errors[{k!r}]", dtype=np.float64)
+    if e.shape not in ((n,), (2, n)):
+      raise ValueError(f"`errors[{k!r}]` must have shape ({n},) or (2, {n}), got {e.shape}.")
+    if np.any(e < 0):
+      raise ValueError(f"`errors[{k!r}]` must be non-negative.")
+    es[str(k)] = e
+  if separate is None:
+    limit = None if target is None else 5.0 * target
+    apart = [k for k, y in ys.items()
+             if limit is not None and np.any(np.abs(np.nan_to_num(y)) > limit)]
+  else:
+    apart = [str(k) for k in separate]
+    for k in apart:
+      if k not in ys:
+        raise ValueError(f"`separate` entry {k!r} is not among the series {list(ys)}.")
+  if len(apart) == len(ys):
+    apart = []  # nothing left for a main panel: one panel
+  groups = [[k for k in ys if k not in apart]] + ([apart] if apart else [])
+  fig = _new_figure(5.2 * len(groups) + 0.6, 4.2)
+  axes = fig.subplots(1, len(groups), squeeze=False)[0]
+  logx = n > 1 and xs.min() > 0 and xs.max() / xs.min() >= 5
+  s = len(ys)
+  styles = {k: i for i, k in enumerate(ys)}
+  handles: dict[str, Any] = {}
+  for ax, group in zip(axes, groups):
+    ax.axhline(0.0, color="black", linewidth=1.0, zorder=1)
+    if target is not None:
+      band = ax.axhspan(-target, target, color="#2ca02c", alpha=0.15, zorder=0, linewidth=0)
+      handles[f"target band ±{target:g} nats"] = band
+    for k in group:
+      i = styles[k]
+      shift = (i - (s - 1) / 2) * 0.035
+      xi = xs * (1.0 + shift) if logx else xs + shift * (np.ptp(xs) or 1.0)
+      kw = dict(marker=_MARKERS[i % len(_MARKERS)], markersize=5,
+                linestyle=_LINESTYLES[i % len(_LINESTYLES)], linewidth=1.4,
+                color=f"C{i % 10}", label=k, zorder=3)
+      if k in es:
+        h = ax.errorbar(xi, ys[k], yerr=es[k], capsize=3, elinewidth=1.0, **kw)
+      else:
+        h, = ax.plot(xi, ys[k], **kw)
+      handles[k] = h
+    if logx:
+      ax.set_xscale("log")
+      ax.set_xticks(xs)
+      ax.set_xticklabels([f"{v:g}" for v in xs])
+      ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.grid(True, alpha=0.3)
+    if target is not None:
+      lo, hi = ax.get_ylim()
+      pad = 0.5 * target
+      ax.set_ylim(min(lo, -target - pad), max(hi, target + pad))
+  axes[0].set_ylabel(ylabel)
+  if len(groups) == 2:
+    axes[0].set_title("near zero", fontsize=9)
+    axes[1].set_title("off the left panel's scale (own y axis)", fontsize=9)
+    axes[1].set_ylabel(ylabel)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  order = [k for k in ys] + [k for k in handles if k not in ys]
+  leg = fig.legend([handles[k] for k in order], order, loc="upper center",
+                   bbox_to_anchor=(0.5, 0.0), ncol=2 if len(order) > 3 else len(order),
+                   fontsize=7.5, frameon=False, title=error_label if es else None,
+                   title_fontsize=7.5)
+  fig.tight_layout()
+  if caption:
+    fig.canvas.draw()
+    box = leg.get_window_extent().transformed(fig.transFigure.inverted())
+    import textwrap  # pylint: disable=g-import-not-at-top
+    text = "\n".join(textwrap.fill(p, max(40, int(fig.get_figwidth() * 14)))
+                     for p in str(caption).split("\n"))
+    fig.text(0.02, box.y0 - 0.1 / fig.get_figheight(), text, ha="left", va="top",
+             fontsize=7.5, color="#333333")
+  return _save(fig, path, dpi)

@@ -44,10 +44,8 @@ _STEMS = ("imagenet", "small")
 
 
 def _conv(features: int, kernel: int, stride: int, padding: int, dtype: Dtype, name: str):
-  return nn.Conv(
-      features, (kernel, kernel), strides=(stride, stride),
-      padding=layers.torch_padding(padding), use_bias=False, dtype=dtype,
-      param_dtype=jnp.float32, kernel_init=layers.kaiming_normal_fan_out, name=name)
+  return layers.Conv2d(features, kernel, stride, padding, dtype=dtype, param_dtype=jnp.float32,
+                       kernel_init=layers.kaiming_normal_fan_out, name=name)
 
 
 def _bn(train: bool, dtype: Dtype, axis_name: str | None, name: str):

@@ -200,6 +200,6 @@ def write_figures(results: Mapping[str, Any], workdir: str) -> list[str]:
              f"{len(results['seeds'])} seeds (argmax z)")
     plotting.plot_bars(os.path.join(workdir, name), cats, series, errors=errors or None,
                        xlabel="class (training examples)", ylabel="test accuracy (%)",
-                       title=title)
+                       title=title, value_format="{:.0f}")
     names.append(name)
   return names

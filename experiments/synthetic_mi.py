@@ -601,12 +601,12 @@ def plot_errors(rows: Sequence[dict[str, Any]], path: str, *, quick: bool = Fals
     series.setdefault(label, [math.nan] * len(dims))[dims.index(r["dim"])] = r["error"]
     errors.setdefault(label, [0.0] * len(dims))[dims.index(r["dim"])] = r["error_stderr"]
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  return str(plotting.plot_lines(
-      path, dims, series, errors=errors, reference=[0.0] * len(dims),
-      reference_label="exact (0 error)", xlabel="dimension d",
-      ylabel="estimate − true MI on the test sample (nats)",
+  return str(plotting.plot_mi_errors(
+      path, dims, series, errors=errors, target=TARGET_NATS,
+      error_label="error bars: ± 1 paired standard error over the test sample",
+      xlabel="dimension d", ylabel="estimate − true MI on the test sample (nats)",
       title=(f"{'QUICK run (1/5 data): ' if quick else ''}Softmax / PC-softmax MI estimates "
-             f"(target |error| ≤ {TARGET_NATS} nats)")))
+             f"(target |error| ≤ {TARGET_NATS} nats, shaded)")))
 
 
 if __name__ == "__main__":

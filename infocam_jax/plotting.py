@@ -295,7 +295,7 @@ def plot_localization_grid(
     handles.append(Line2D([], [], color=_GT_COLOR, linewidth=2.0, label="ground-truth box"))
   if preds:
     handles.append(Line2D([], [], color=_PRED_COLOR, linewidth=2.0, linestyle="--",
-                          label="predicted box (map ≥ t)"))
+                          label="predicted box (map > t)"))
   fig.canvas.draw()  # positions of the panels after the colour bar took its room
   bottom = min(a.get_position().y0 for a in axes[-1])
   left = axes[-1, 0].get_position().x0

@@ -206,7 +206,7 @@ def test_grid_legend_colorbar_and_caption(tmp_path, captured):
   assert len(fig.axes) == N * (1 + len(maps)) + 1  # panels + one colour bar
   assert fig.axes[-1].get_ylabel().startswith("map value")
   (legend,) = fig.legends
-  assert _legend_texts(legend) == ["ground-truth box", "predicted box (map ≥ t)"]
+  assert _legend_texts(legend) == ["ground-truth box", "predicted box (map > t)"]
   styles = [h.get_linestyle() for h in legend.legend_handles]
   assert styles == ["-", "--"]
   assert any("ground-truth class" in txt.get_text() for txt in fig.texts)

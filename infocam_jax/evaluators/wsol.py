@@ -510,19 +510,28 @@ def write_figures(workdir: str, val: SplitEvaluation, test: SplitEvaluation,
     path = os.path.join(workdir, "localization_grid.png")
     paths.append(str(plotting.plot_localization_grid(
         path, fig.image, maps, gt_boxes=fig.bbox, gt_mask=fig.bbox_mask, pred_boxes=preds,
-        ious=ious, labels=fig.label, predictions=fig.prediction)))
+        ious=ious, labels=fig.label, predictions=fig.prediction, colorbar=True,
+        caption=(f"Maps of the ground-truth class ({grid_protocol} protocol). t: each method's map "
+                 "threshold, chosen on the validation split; the predicted box is the largest "
+                 "connected region of the map > t."))))
   for p, ev in evaluators.items():
     j0 = int(np.argmin(np.abs(np.asarray(ev.iou_thresholds) - ev.loc_iou)))
     for split_eval, role in ((val, "threshold selection"), (test, "reported")):
-      cs = {}
+      cs, flat = {}, {}
       for name, r in split_eval.results[p].items():
-        title = METHODS[name].title if name in METHODS else name
-        cs[title] = r.box_acc_curve[j0]
+        if name in METHODS:
+          cs[METHODS[name].title] = r.box_acc_curve[j0]
+        elif name == "full_image_box":  # one box whatever the threshold: a level
+          flat["full-image box"] = float(r.box_acc_curve[j0].max())
+        else:  # the centred box's parameter is a box size: its best size, as a level
+          flat["best centred box"] = float(r.box_acc_curve[j0].max())
       path = os.path.join(workdir, f"curves_{p}_{split_eval.split}.png")
       paths.append(str(plotting.plot_threshold_curves(
-          path, ev.cam_thresholds, cs, reference_threshold=ev.loc_threshold,
+          path, ev.cam_thresholds, cs, reference_threshold=ev.loc_threshold, baselines=flat,
           ylabel=f"GT-known box accuracy, IoU >= {ev.loc_iou:g} (%)",
-          title=f"{p} protocol, {split_eval.split} split ({role})")))
+          title=f"{p} protocol, {split_eval.split} split ({role})",
+          caption=("Dotted vertical line: the official fixed threshold. Baselines (horizontal): "
+                   "boxes that do not depend on a map threshold."))))
   return paths
 
 

@@ -576,6 +576,7 @@ class _SignalAt:
       yield batch
 
 
+@pytest.mark.slow  # 57 s on 2 busy cores (2026-11-29): four fits, ~30 checkpoints
 def test_fit_stops_cleanly_on_sigterm_and_resumes_to_the_same_state(tmp_path, data):
   from infocam_jax.train import loop  # pylint: disable=g-import-not-at-top
   src, pipe = data

@@ -246,6 +246,21 @@ def test_wsolevaluation_clips_contour_boxes_at_the_border(backend):
     assert getattr(paper, curve)[:, 0].tolist() == [100.0, 0.0], curve
 
 
+@pytest.mark.parametrize("backend", ["numba", "jax"])
+def test_empty_foreground_is_a_miss_in_clean_and_box_0000_in_wsolevaluation(backend):
+  """A constant map has an empty foreground at every threshold. clean: no box, never a
+  hit, even against a GT box at the corner; wsolevaluation evaluates (0, 0, 0, 0), which
+  is exactly that GT box (IoU 1, a hit)."""
+  m = np.zeros((1, 8, 8), np.float32)
+  gt = np.array([[[0, 0, 0, 0]]], np.float32)
+  kw = dict(cam_thresholds=(0.0, 0.5), iou_thresholds=(0.5,), backend=backend)
+  clean = L.max_box_accuracy("clean", **kw).evaluate(m, gt)
+  ws = L.max_box_accuracy("wsolevaluation", **kw).evaluate(m, gt)
+  for curve in ("box_acc_curve", "box_acc_v2_curve"):
+    assert getattr(clean, curve).tolist() == [[0.0, 0.0]], curve
+    assert getattr(ws, curve).tolist() == [[100.0, 100.0]], curve
+
+
 def test_valid_mask_correct_none_and_merge(data):
   maps, gts, gt_mask, correct = data
   ev = L.max_box_accuracy("clean", cam_thresholds=TH, iou_thresholds=IOUS)

@@ -12,9 +12,10 @@ with ``-x`` and a timeout. A mutant is
 
 Why not mutmut / cosmic-ray: they generate hundreds of operator-level mutants per
 module and run a test suite per mutant (hours on 2 cores for these JAX tests), and
-mutmut 3.8 (tried 2026-11-29) fails before its first mutant on this package (its
-trampolines break the lazy ``infocam_jax`` exports; it forks a process that has
-JAX's threads). Hand-written mutants are the bugs that would make a reported
+mutmut 3.8.1 (tried 2026-11-29) fails before its first mutant on this package
+(collecting the tests in its ``mutants/`` copy: "module 'infocam_jax' has no
+attribute 'pc_log_softmax'", the lazy exports; it also forks workers from a
+process that has imported JAX). Hand-written mutants are the bugs that would make a reported
 number wrong (a prior dropped, a convention flipped, an epsilon changed), each
 aimed at the tests that own that behaviour.
 

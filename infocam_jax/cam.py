@@ -558,6 +558,8 @@ def normalize_maps(maps: chex.Array) -> jax.Array:
   with any NaN or ±inf value, becomes all zeros (wsolevaluation's
   ``normalize_scoremap`` zeroes constant and NaN maps; infinities are treated
   like NaN here so the output is always finite). Never returns NaN or inf.
+  Where the backend flushes subnormals to zero (XLA:CPU), a map whose range is
+  below ~2.4e-38 (twice float32's smallest normal) counts as constant.
 
   Returns:
     float32 array of the same shape, values in [0, 1].

@@ -3,13 +3,13 @@
 The script exists for the few sessions that get a GPU for minutes, so it must
 work the first time: this runs the same shell script (machine probe, every
 framework section in its own subprocess, JSON results) with a small ResNet-18
-in bf16 (the headline precision; fp32 is the same code with another dtype, left
-out to save ~40 s) and checks each section produced a finite loss and a rate.
+and one section only, JAX bf16 (the headline; fp32 is the same code with another
+dtype and the PyTorch section is the reference, both left out to keep the test
+short), and checks that the section produced a finite loss and a rate.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -26,20 +26,17 @@ except ImportError:  # pragma: no cover
 pytestmark = pytest.mark.slow
 
 
-def test_gpu_script_runs_every_section_on_cpu():
-  torch_installed = importlib.util.find_spec("torch") is not None
+def test_gpu_script_runs_one_section_on_cpu():
   env = multidevice.subprocess_env(1, PYTHON=sys.executable, GPU_BENCH_MODELS="resnet18@32:4",
-                                   GPU_BENCH_PRECISIONS="bf16", GPU_BENCH_STEPS="1",
-                                   GPU_BENCH_WARMUP="1")
+                                   GPU_BENCH_PRECISIONS="bf16", GPU_BENCH_FRAMEWORKS="jax",
+                                   GPU_BENCH_STEPS="1", GPU_BENCH_WARMUP="1")
   proc = subprocess.run(["bash", os.path.join("benchmarks", "gpu.sh")], cwd=multidevice.REPO,
                         env=env, capture_output=True, text=True, timeout=600)
   out = proc.stdout
   assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
   assert "== machine" in out and "jax devices:" in out and "== done in" in out
   results = json.loads(out[out.index('{\n "results"'):out.index("== done in")])["results"]
-  expected = {(f, p) for f in (["jax", "torch"] if torch_installed else ["jax"])
-              for p in ("bf16",)}
-  assert {(r["framework"], r["precision"]) for r in results} == expected
+  assert [(r["framework"], r["precision"]) for r in results] == [("jax", "bf16")]
   for r in results:
     assert "error" not in r, r
     assert r["model"] == "resnet18@32:4" and r["images_per_s"] > 0

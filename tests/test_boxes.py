@@ -96,14 +96,17 @@ def test_iou_properties(a, b):
   assert float(B.box_iou(a, a)) == 1.0
   np.testing.assert_allclose(ab, _pixel_iou(a, b), rtol=1e-6, atol=1e-7)  # pixel-set IoU
   un = float(B.box_iou(a, b, clamp=False))
-  gap_x = max(a[0], b[0]) > min(a[2], b[2])
-  gap_y = max(a[1], b[1]) > min(a[3], b[3])
-  if not (gap_x or gap_y):
+  # Unclamped inclusive-pixel overlap widths: <= 0 when the boxes are disjoint in that axis
+  # (0 when they touch: the +1 of the pixel convention).
+  w = min(a[2], b[2]) - max(a[0], b[0]) + 1
+  h = min(a[3], b[3]) - max(a[1], b[1]) + 1
+  if w > 0 and h > 0:
     assert un == ab  # the clamp only matters for disjoint boxes
-  elif gap_x != gap_y:
-    assert un < 0.0 or (un == 0.0)  # disjoint in one axis: negative intersection
+  elif (w > 0) != (h > 0):
+    assert un <= 0.0 and ab == 0.0  # disjoint in one axis: negative (or zero) intersection
   else:
-    assert un > 0.0 and ab == 0.0  # disjoint in both: the spurious positive IoU
+    assert ab == 0.0 and un >= 0.0  # disjoint in both: the product of two widths <= 0
+    assert (un > 0.0) == (w < 0 and h < 0)  # the spurious positive IoU of legacy code
 
 
 def test_contour_convention():

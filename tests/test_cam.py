@@ -487,8 +487,14 @@ def test_normalize_reference_and_special_maps():
   np.testing.assert_allclose(got[5, 0], [0.0, 1.0, 0.5, 0.5], atol=1e-6)
 
 
+# Values below 1e-30 in magnitude (but not 0) are left out: XLA:CPU flushes subnormals to
+# zero, so a map whose halved range is below float32's smallest normal (~1.2e-38) becomes
+# all zeros like a constant one (found by a randomized run, 2026-11-29; see normalize_maps).
+_not_tiny = lambda v: 0.0 if 0.0 < abs(v) < 1e-30 else v
+
+
 @given(hnp.arrays(np.float32, (2, 4, 3),
-                  elements=st.floats(width=32, allow_nan=True, allow_infinity=True)))
+                  elements=st.floats(width=32, allow_nan=True, allow_infinity=True).map(_not_tiny)))
 def test_normalize_is_finite_in_unit_interval_and_affine_invariant(maps):
   got = np.asarray(cam.normalize_maps(maps))
   assert got.shape == maps.shape and got.dtype == np.float32

@@ -98,6 +98,7 @@ def test_crop_offsets_follow_torchvision():
   assert T.centre_crop_offset(256, 224) == 16
   assert T.centre_crop_offset(64, 64) == 0
   assert T.centre_crop_offset(37, 32) == int(round(2.5))  # banker's rounding, like Python 3
+  assert T.centre_crop_offset(39, 32) == 4  # round(3.5) = 4: torchvision rounds, not floors
   rng = np.random.default_rng(0)
   offsets = {T.random_crop_offset(rng, 10, 7) for _ in range(400)}
   assert offsets == {0, 1, 2, 3}

@@ -260,6 +260,41 @@ def test_protocol_quirks_on_golden_cases():
     L.max_box_accuracy("wsolevaluation", **kw).evaluate(m, far)
 
 
+@pytest.mark.parametrize("backend", ["numba", "jax"])
+def test_wsolevaluation_clips_contour_boxes_at_the_border(backend):
+  """A component touching the right/bottom border: wsolevaluation's OpenCV box
+  (x, y, x + w, y + h) is clipped to (W - 1, H - 1), so it equals the inclusive extent
+  there (IoU 1 with that GT box); the paper's unclipped box is one pixel larger (16/25)."""
+  m = np.zeros((2, 16, 16), np.float32)
+  m[0, 12:16, 12:16] = 1.0  # inclusive extent (12, 12, 15, 15)
+  m[1, 0:4, 0:4] = 1.0  # away from the border: contour box (0, 0, 4, 4) in both protocols
+  gt = np.array([[[12, 12, 15, 15]], [[0, 0, 3, 3]]], np.float32)
+  kw = dict(cam_thresholds=(0.5,), iou_thresholds=(0.5, 0.9), backend=backend)
+  ws = L.max_box_accuracy("wsolevaluation", **kw).evaluate(m, gt)
+  paper = L.max_box_accuracy("paper", loc_threshold=0.5, **kw).evaluate(m, gt)
+  # rows: IoU thresholds 0.5, 0.9; map 0 hits both under wsolevaluation (IoU 1), map 1
+  # only 0.5 (IoU 16/25); under the paper protocol both maps are at 16/25. (Clipping only
+  # one side would give 16/20 = 0.8: a miss at 0.9.)
+  for curve in ("box_acc_curve", "box_acc_v2_curve"):
+    assert getattr(ws, curve)[:, 0].tolist() == [100.0, 50.0], curve
+    assert getattr(paper, curve)[:, 0].tolist() == [100.0, 0.0], curve
+
+
+@pytest.mark.parametrize("backend", ["numba", "jax"])
+def test_empty_foreground_is_a_miss_in_clean_and_box_0000_in_wsolevaluation(backend):
+  """A constant map has an empty foreground at every threshold. clean: no box, never a
+  hit, even against a GT box at the corner; wsolevaluation evaluates (0, 0, 0, 0), which
+  is exactly that GT box (IoU 1, a hit)."""
+  m = np.zeros((1, 8, 8), np.float32)
+  gt = np.array([[[0, 0, 0, 0]]], np.float32)
+  kw = dict(cam_thresholds=(0.0, 0.5), iou_thresholds=(0.5,), backend=backend)
+  clean = L.max_box_accuracy("clean", **kw).evaluate(m, gt)
+  ws = L.max_box_accuracy("wsolevaluation", **kw).evaluate(m, gt)
+  for curve in ("box_acc_curve", "box_acc_v2_curve"):
+    assert getattr(clean, curve).tolist() == [[0.0, 0.0]], curve
+    assert getattr(ws, curve).tolist() == [[100.0, 100.0]], curve
+
+
 def test_valid_mask_correct_none_and_merge(data):
   maps, gts, gt_mask, correct = data
   ev = L.max_box_accuracy("clean", cam_thresholds=TH, iou_thresholds=IOUS)

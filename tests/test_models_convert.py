@@ -42,10 +42,13 @@ def _conv(sd, rng, name, o, i, k, bias=False):
 
 
 def _bn(sd, rng, name, c):
-  sd[f"{name}.weight"] = (1 + 0.2 * rng.normal(size=(c,))).astype(np.float32)
+  # Running variances log-uniform in [1e-4, 1] as in pretrained nets (eps 1e-5 vs 1e-6
+  # then changes a channel by up to 4.5%); scale sqrt(var) x (1 +- 0.2) keeps outputs O(1).
+  var = 10.0 ** rng.uniform(-4, 0, size=(c,))
+  sd[f"{name}.weight"] = (np.sqrt(var) * (1 + 0.2 * rng.normal(size=(c,)))).astype(np.float32)
   sd[f"{name}.bias"] = (0.1 * rng.normal(size=(c,))).astype(np.float32)
   sd[f"{name}.running_mean"] = (0.1 * rng.normal(size=(c,))).astype(np.float32)
-  sd[f"{name}.running_var"] = rng.uniform(0.5, 1.5, size=(c,)).astype(np.float32)
+  sd[f"{name}.running_var"] = var.astype(np.float32)
   sd[f"{name}.num_batches_tracked"] = np.array(5, np.int64)
 
 

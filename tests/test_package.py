@@ -2,15 +2,64 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import subprocess
 import sys
 
+import pytest
+
 import infocam_jax
 
+PACKAGES = ("infocam_jax", "infocam_jax.models", "infocam_jax.data", "infocam_jax.train")
+ACRONYM_CLASSES = frozenset({"ADL", "MLP", "VGGGAP"})  # classes whose names are all capitals
 
-def test_every_public_name_resolves():
-  for name in infocam_jax.__all__:
-    assert getattr(infocam_jax, name) is not None, name
+
+def _kind(name: str) -> str:
+  """What the project's naming says a public name is: ``CONSTANT``, ``Class`` or ``function``."""
+  if name.isupper() and name not in ACRONYM_CLASSES:
+    return "constant"
+  return "class" if name[0].isupper() else "function"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_public_name_is_what_its_name_says(package):
+  """Lower-case names are functions, CamelCase names classes (``...Error``: exceptions),
+  UPPER_CASE names non-empty constant data; functions and classes are defined inside
+  the package and carry a docstring."""
+  pkg = importlib.import_module(package)
+  assert pkg.__all__, package
+  for name in pkg.__all__:
+    if name == "__version__":
+      assert isinstance(pkg.__version__, str) and pkg.__version__.count(".") == 2
+      continue
+    obj = getattr(pkg, name)
+    kind = _kind(name)
+    where = f"{package}.{name}"
+    if kind == "constant":
+      assert isinstance(obj, (str, tuple, dict, frozenset)) and len(obj) > 0, where
+      continue
+    if kind == "class":
+      assert inspect.isclass(obj), f"{where} is {type(obj).__name__}, expected a class"
+      if name.endswith("Error"):
+        assert issubclass(obj, Exception), where
+    else:
+      assert inspect.isfunction(obj), f"{where} is {type(obj).__name__}, expected a function"
+    assert obj.__module__.startswith("infocam_jax."), (where, obj.__module__)
+    assert obj.__name__ == name, where
+    assert inspect.getdoc(obj), f"{where} has no docstring"
+
+
+def test_top_level_names_come_from_the_documented_modules():
+  """Each lazily exported name is the object defined in the module ``_EXPORTS`` names."""
+  for name, module in infocam_jax._EXPORTS.items():  # pylint: disable=protected-access
+    defining = importlib.import_module(f"infocam_jax.{module}")
+    assert getattr(infocam_jax, name) is getattr(defining, name), name
+    if _kind(name) != "constant":
+      assert getattr(infocam_jax, name).__module__ == defining.__name__, name
+  assert set(infocam_jax.__all__) == set(infocam_jax._EXPORTS) | {"__version__"}  # pylint: disable=protected-access
+  for sub in PACKAGES[1:]:
+    assert inspect.ismodule(importlib.import_module(sub)), sub
 
 
 def test_unknown_attribute_is_an_attribute_error():

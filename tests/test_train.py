@@ -577,6 +577,7 @@ class _SignalAt:
       yield batch
 
 
+@pytest.mark.slow  # 57 s on 2 busy cores (2026-11-29): four fits, ~30 checkpoints
 def test_fit_stops_cleanly_on_sigterm_and_resumes_to_the_same_state(tmp_path, data):
   from infocam_jax.train import loop  # pylint: disable=g-import-not-at-top
   src, pipe = data
@@ -637,3 +638,78 @@ def test_tensorboard_summaries_when_installed(tmp_path):
   acc = EventAccumulator(str(tmp_path / "tensorboard"))
   acc.Reload()
   assert [(e.step, e.value) for e in acc.Scalars("train/loss")] == [(3, 0.25)]
+
+
+class _LinearNet(nn.Module):
+  """logits = flatten(x) W + b (features = x): a model whose gradient is a closed form."""
+  num_classes: int = K
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    del train
+    return nn.Dense(self.num_classes, name="fc")(x.reshape(x.shape[0], -1)), x
+
+
+class _OneBatch:
+  """The data contract with one fixed batch at every step."""
+  steps_per_epoch = 1
+
+  def __init__(self, batch):
+    self.batch = batch
+
+  def get_batch(self, step):
+    del step
+    return self.batch
+
+  def iterate(self, start_step=0):
+    del start_step
+    while True:
+      yield self.batch
+
+
+def _hand_sgd_step(w, b, x, y, log_prior, lr, wd):
+  """One SGD step (no momentum, L2 ``wd`` added to the gradient) on the PC-softmax loss
+  mean_i[-z_iy + log sum_k p_k e^{z_ik}], z = xW + b, in float64 numpy:
+  dL/dz = (softmax(z + log p) - onehot(y)) / B."""
+  z = x @ w + b
+  s = z + log_prior
+  s = s - s.max(1, keepdims=True)
+  q = np.exp(s) / np.exp(s).sum(1, keepdims=True)
+  loss = np.mean(-z[np.arange(len(y)), y] + np.log(np.exp(z + log_prior).sum(1)))
+  g = (q - np.eye(w.shape[1])[y]) / len(y)
+  return w - lr * (x.T @ g + wd * w), b - lr * (g.sum(0) + wd * b), loss
+
+
+def test_fit_pc_softmax_step_uses_the_training_prior(tmp_path):
+  """One step of ``loop.fit`` with loss='pc_softmax' equals the hand-computed step with
+  the prior of ``class_counts`` and not the uniform-prior (= plain softmax) step."""
+  from infocam_jax.train import loop  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  shape = (4, 4, 1)
+  x = rng.normal(size=(12, *shape)).astype(np.float32)
+  y = np.array([0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 0])
+  counts = np.array([70, 20, 7, 3])
+  w0 = (0.3 * rng.normal(size=(16, K))).astype(np.float32)
+  b0 = (0.1 * rng.normal(size=K)).astype(np.float32)
+  c = config_lib.default_train_config()
+  c.loss, c.batch_size, c.num_train_steps = "pc_softmax", 12, 1
+  c.progress_bar, c.tensorboard, c.async_checkpointing = False, False, False
+  c.log_every_steps = 1
+  c.optimizer.update(dict(name="sgd", learning_rate=0.5, momentum=0.0, nesterov=False,
+                          weight_decay=1e-3, head_lr_multiplier=1.0, schedule="constant"))
+  config_lib.validate_config(c)
+  out = loop.fit(c, tmp_path, model=_LinearNet(), train_data=_OneBatch({"image": x, "label": y}),
+                 num_classes=K, image_shape=shape, class_counts=counts, echo=lambda _: None,
+                 initial_variables={"params": {"fc": {"kernel": w0, "bias": b0}}})
+  got = out.state.params["fc"]
+  x64, w64, b64 = x.reshape(12, -1).astype(np.float64), w0.astype(np.float64), b0.astype(np.float64)
+  want_w, want_b, want_loss = _hand_sgd_step(w64, b64, x64, y, np.log(counts / counts.sum()),
+                                             0.5, 1e-3)
+  uni_w, uni_b, _ = _hand_sgd_step(w64, b64, x64, y, np.full(K, -np.log(K)), 0.5, 1e-3)
+  # Measured (CPU, 2026-11-29): max |got - want| 3.0e-8 (kernel), 7.5e-9 (bias); the
+  # uniform-prior step is 0.094 (kernel), 0.15 (bias) away; logged loss rel. error 3.2e-6.
+  np.testing.assert_allclose(got["kernel"], want_w, rtol=0, atol=3e-7)
+  np.testing.assert_allclose(got["bias"], want_b, rtol=0, atol=1e-7)
+  assert np.max(np.abs(want_w - uni_w)) > 1e-2 and np.max(np.abs(want_b - uni_b)) > 1e-2
+  rec = read_metrics(tmp_path)[-1]
+  np.testing.assert_allclose(rec["train/loss"], want_loss, rtol=3e-5)

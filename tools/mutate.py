@@ -1,0 +1,370 @@
+"""Planted-mutation testing: does the test suite notice when the paper is wired wrong?
+
+Each entry of ``MUTANTS`` is one deliberate bug: a module, an exact source snippet
+that must occur exactly once in it, its replacement, and the test selection that
+should fail ("kill" the mutant). Mutants are applied one at a time to a temporary
+copy of the repository (never to the working tree), and only the listed tests run,
+with ``-x`` and a timeout. A mutant is
+
+* ``killed``   the tests failed (or errored, or timed out: reported as such);
+* ``survived`` the tests passed: a bug of this kind would go unnoticed;
+* ``stale``    the file or the snippet is not there (the code moved): re-point it.
+
+Why not mutmut / cosmic-ray: they generate hundreds of operator-level mutants per
+module and run a test suite per mutant (hours on 2 cores for these JAX tests), and
+mutmut 3.8.1 (tried 2026-11-29) fails before its first mutant on this package
+(collecting the tests in its ``mutants/`` copy: "module 'infocam_jax' has no
+attribute 'pc_log_softmax'", the lazy exports; it also forks workers from a
+process that has imported JAX). Hand-written mutants are the bugs that would make a reported
+number wrong (a prior dropped, a convention flipped, an epsilon changed), each
+aimed at the tests that own that behaviour.
+
+Usage (from the repository root; one mutant at a time, CPU only)::
+
+    python tools/mutate.py                       # every mutant; table + runs/mutation.json
+    python tools/mutate.py --module estimators   # entries whose path contains "estimators"
+    python tools/mutate.py --module cam.py,boxes # several
+    python tools/mutate.py --only "uniform prior" --keep-output
+    python tools/mutate.py --check               # only validate the snippets (no tests)
+    python tools/mutate.py --list
+
+Adding a mutant is one line in ``MUTANTS``: ``M(path, snippet, replacement, tests,
+name)``; ``tests`` are pytest arguments (files, node ids, ``-k`` expressions).
+Exit status: 0 if every mutant was killed, 1 if any survived or is stale, 2 if a
+baseline (unmutated) test selection fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Sequence
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Paths in one place, so that a moved module is re-pointed by one line.
+ESTIMATORS = "infocam_jax/estimators.py"
+CAM = "infocam_jax/cam.py"
+BOXES = "infocam_jax/boxes.py"
+CCL_NUMBA = "infocam_jax/_components.py"  # renamed to _ccl_numba.py (box-engine refactor)
+CCL_JAX = "infocam_jax/_components_jax.py"  # renamed to _ccl_jax.py
+LOCALIZATION = "infocam_jax/localization.py"
+STEPS = "infocam_jax/train/steps.py"
+LOOP = "infocam_jax/train/loop.py"
+TRANSFORMS = "infocam_jax/data/transforms.py"
+LAYERS = "infocam_jax/models/layers.py"
+RESNET = "infocam_jax/models/resnet.py"
+WSOL_EVAL = "experiments/_wsol_eval.py"  # moves to infocam_jax/evaluators/wsol.py
+
+T_EST = ("tests/test_estimators.py",)
+T_CAM = ("tests/test_cam.py",)
+T_BOXES = ("tests/test_boxes.py",)
+T_LOC = ("tests/test_localization.py",)
+T_BOXES_LOC = ("tests/test_boxes.py", "tests/test_localization.py")
+T_TRAIN = ("tests/test_train.py",)
+T_TRANSFORMS = ("tests/test_data_transforms.py",)
+T_BN = ("tests/test_models.py", "tests/test_models_convert.py", "tests/test_torch_equivalence.py",
+        "-k", "batchnorm or functional_reference or train_mode or eval_outputs")
+T_WSOL = ("tests/test_wsol_experiment.py",)
+
+
+@dataclasses.dataclass(frozen=True)
+class M:
+  """One planted bug."""
+  path: str  # module, relative to the repository root
+  find: str  # exact snippet, must occur exactly once in the module
+  replace: str
+  tests: tuple[str, ...]  # pytest arguments that should fail
+  name: str  # what the bug is, in words
+
+
+MUTANTS: list[M] = [
+    # -- estimators: the paper's PMI / PC-softmax formulas ------------------------------
+    M(ESTIMATORS, "logits - jax.nn.logsumexp(logits + jnp.log(prior)",
+      "logits - jax.nn.logsumexp(logits - jnp.log(prior)", T_EST,
+      "sign flip of log p in pc_log_softmax"),
+    M(ESTIMATORS, "return _pick(jax.nn.log_softmax(logits, axis=-1) - jnp.log(prior), labels)",
+      "return _pick(jax.nn.log_softmax(logits, axis=-1), labels)", T_EST,
+      "prior dropped from pmi (objective='softmax')"),
+    M(ESTIMATORS, "return _pick(jax.nn.log_softmax(logits, axis=-1), labels) + log_k",
+      "return _pick(jax.nn.log_softmax(logits, axis=-1), labels)", T_EST,
+      "log K dropped from the balanced PMI"),
+    M(ESTIMATORS, "return _pick(_log_pc_softmax_impl(logits, prior), labels)",
+      "return _pick(jax.nn.log_softmax(logits + jnp.log(prior), axis=-1), labels)", T_EST,
+      "PC-softmax PMI read as log softmax(z + log p) (log p_y missing)"),
+    M(ESTIMATORS, "return jnp.where(valid, picked, jnp.nan)", "return picked", T_EST,
+      "out-of-range labels clamped instead of NaN"),
+    M(ESTIMATORS, "jnp.square(values - mean)", "jnp.square(values)", T_EST,
+      "standard error from raw second moment"),
+    M(ESTIMATORS, "return jnp.asarray(c / c.sum(), dtype=dtype)",
+      "return jnp.asarray(c / c.max(), dtype=dtype)", T_EST,
+      "prior_from_counts normalised by the max"),
+    # -- cam: infoCAM, CAM, Grad-CAM, resizing ----------------------------------------------
+    M(CAM, "return _region_sum_core(maps, region_size=region_size, padding=padding)",
+      "return _region_sum_core(maps, region_size=1, padding=padding)", T_CAM,
+      "infoCAM region sum dropped"),
+    M(CAM, "w_eff = w_y - (jnp.sum(w_t, axis=0)[None, :] - w_y) / (num_classes - 1)",
+      "w_eff = w_y - jnp.mean(w_t, axis=0)[None, :]", T_CAM,
+      "infoCAM mean over all K classes (not k != y)"),
+    M(CAM, "w_eff = w_y - w_t[jnp.argmin(logits, axis=-1)]",
+      "w_eff = w_y - w_t[jnp.argmax(logits, axis=-1)]", T_CAM,
+      "infoCAM-min subtracts the argmax class"),
+    M(CAM, "pad = ((k - 1) // 2, k // 2)", "pad = (k // 2, (k - 1) // 2)", T_CAM,
+      "'same' region-sum padding mirrored"),
+    M(CAM, "maps = maps / features.shape[-1]", "maps = maps", T_CAM,
+      "CAM reduce='mean' not divided by C"),
+    M(CAM, "return jax.nn.relu(maps) if relu else maps", "return maps", T_CAM,
+      "Grad-CAM ReLU dropped"),
+    M(CAM, "inner = ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0",
+      "inner = ((a + 2.0) * t - (a + 2.0)) * t * t + 1.0", T_CAM,
+      "bicubic kernel wrong (not cv2.INTER_CUBIC)"),
+    M(CAM, "finite = jnp.all(jnp.isfinite(x), axis=axes, keepdims=True)",
+      "finite = jnp.any(jnp.isfinite(x), axis=axes, keepdims=True)", T_CAM,
+      "a map with some NaN/inf treated as finite (not zeroed)"),
+    # -- boxes and the component engine ----------------------------------------------------
+    M(BOXES, "f = np.where(f.astype(np.float64) > d, np.nextafter(f, np.float32(-np.inf)), f)",
+      "f = f", T_BOXES_LOC, "IoU threshold round-down removed (exact ties miss)"),
+    M(BOXES, "iw = jnp.minimum(a[..., 2], b[..., 2]) - jnp.maximum(a[..., 0], b[..., 0]) + one",
+      "iw = jnp.minimum(a[..., 2], b[..., 2]) - jnp.maximum(a[..., 0], b[..., 0])", T_BOXES,
+      "IoU +1 dropped (JAX)"),
+    M(BOXES, "return (b[..., 2] - b[..., 0] + 1.0) * (b[..., 3] - b[..., 1] + 1.0)",
+      "return (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])", T_BOXES,
+      "box area without the inclusive +1"),
+    M(BOXES, "    x1 = jnp.minimum(x1, w - 1)\n", "    x1 = jnp.minimum(x1, w)\n", T_BOXES_LOC,
+      "wsolevaluation contour clip to W instead of W - 1"),
+    M(CCL_NUMBA, "iw = min(ax1, gt[g, 2]) - max(ax0, gt[g, 0]) + one",
+      "iw = min(ax1, gt[g, 2]) - max(ax0, gt[g, 0])", T_BOXES, "IoU +1 dropped (numba)"),
+    M(CCL_NUMBA, "m = (np.uint64(act[p - u1]) | (np.uint64(act[p - us - u1]) << u1)\n"
+      "             | (np.uint64(act[p - us]) << u2) | (np.uint64(act[p - us + u1]) << u3)\n"
+      "             | (np.uint64(act[p + u1]) << u4) | (np.uint64(act[p + us + u1]) << u5)\n"
+      "             | (np.uint64(act[p + us]) << u6) | (np.uint64(act[p + us - u1]) << u7))",
+      "m = (np.uint64(act[p - u1])\n"
+      "             | (np.uint64(act[p - us]) << u2)\n"
+      "             | (np.uint64(act[p + u1]) << u4)\n"
+      "             | (np.uint64(act[p + us]) << u6))", T_BOXES,
+      "4-connectivity (numba)"),
+    M(CCL_NUMBA, "    x1 = min(x1 + 1, width - 1)\n", "    x1 = min(x1 + 1, width)\n", T_BOXES_LOC,
+      "contour clip to W instead of W - 1 (numba)"),
+    M(CCL_JAX, "if dy == 1 and dx == 1:", "if (dy == 1) == (dx == 1):", T_BOXES,
+      "4-connectivity (JAX)"),
+    M(LOCALIZATION, '"paper": Protocol("paper", "bicubic", "cubehelix", "contour",',
+      '"paper": Protocol("paper", "bicubic", "cubehelix", "inclusive",', T_LOC,
+      "paper protocol with the inclusive box convention"),
+    M(LOCALIZATION, '"paper": Protocol("paper", "bicubic", "cubehelix", "contour", False,',
+      '"paper": Protocol("paper", "bicubic", "cubehelix", "contour", True,', T_LOC,
+      "paper protocol with a clamped IoU"),
+    M(LOCALIZATION, "best_t = int(np.argmax(v1[j0]))", "best_t = int(np.argmin(v1[j0]))", T_LOC,
+      "MaxBoxAcc picks the worst threshold"),
+    M(LOCALIZATION, "hit = hit & ~empty[:, None, :]", "hit = hit", T_LOC,
+      "empty foreground counted as a box"),
+    # -- the training engine ----------------------------------------------------------------
+    M(STEPS, "return estimators.pc_softmax_cross_entropy(logits, labels, prior)",
+      "return optax.softmax_cross_entropy_with_integer_labels(logits, labels)", T_TRAIN,
+      "PC-softmax loss replaced by plain cross-entropy"),
+    M(STEPS, 'return {"mi": estimators.pmi(logits, labels, prior, objective="pc_softmax")}',
+      'return {"mi": estimators.pmi(logits, labels)}', T_TRAIN,
+      "PC-softmax MI metric read with the uniform prior"),
+    M(STEPS, 'batch_stats=new_vars.get("batch_stats", state.batch_stats))',
+      "batch_stats=state.batch_stats)", T_TRAIN, "BatchNorm statistics not updated"),
+    M(STEPS, '"count": jnp.sum(valid.astype(jnp.float32)),',
+      '"count": jnp.float32(valid.shape[0]),', T_TRAIN, "eval counts padding rows"),
+    M(STEPS, "float(np.mean(cc[present] / cn[present]))", "float(np.sum(cc) / np.sum(cn))",
+      T_TRAIN, "mean per-class accuracy is the pooled accuracy"),
+    M(LOOP, "prior = counts / counts.sum()", "prior = np.full(len(counts), 1.0 / len(counts))",
+      T_TRAIN, "uniform prior in the training loop (PC-softmax = softmax)"),
+    M(LOOP, "batches = iter(train_data.iterate(start))", "batches = iter(train_data.iterate(0))",
+      T_TRAIN, "resume restarts the data stream"),
+    M(LOOP, "out[name] = jax.tree.map(lambda a, b: np.asarray(b, a.dtype), current, new)",
+      "out[name] = current", T_TRAIN, "initial (pretrained) variables ignored"),
+    # -- models: PyTorch BatchNorm semantics --------------------------------------------------
+    M(RESNET, "momentum=0.1, epsilon=1e-5,", "momentum=0.1, epsilon=1e-6,", T_BN,
+      "BatchNorm eps 1e-5 -> 1e-6 (ResNet)"),
+    M(LAYERS, "epsilon: float = 1e-5", "epsilon: float = 1e-6", T_BN,
+      "BatchNorm default eps 1e-5 -> 1e-6"),
+    M(LAYERS, "if not self.is_initializing():", "if False:", T_BN,
+      "BatchNorm running statistics not updated"),
+    M(LAYERS, "running_var.value = (1.0 - m) * running_var.value + m * unbiased",
+      "running_var.value = (1.0 - m) * running_var.value + m * var", T_BN,
+      "biased variance in the running estimate"),
+    # -- data transforms ----------------------------------------------------------------------
+    M(TRANSFORMS, "u0, u1 = cw - u1, cw - u0", "u0, u1 = cw - u0, cw - u1", T_TRANSFORMS,
+      "flipped boxes not mirrored correctly"),
+    M(TRANSFORMS, "boxes = np.stack([u0, v0, u1 - 1.0, v1 - 1.0], axis=-1)",
+      "boxes = np.stack([u0, v0, u1, v1], axis=-1)", T_TRANSFORMS,
+      "boxes not converted to inclusive corners"),
+    M(TRANSFORMS, "return int(round((size - crop) / 2.0))", "return (size - crop) // 2",
+      T_TRANSFORMS, "centre crop offset floored (torchvision rounds)"),
+    M(TRANSFORMS, "sx = left + width - 1 - x if flip else left + x",
+      "sx = left + width - 1 - x if flip else left + x + 1", T_TRANSFORMS,
+      "crop shifted by one pixel"),
+    M(TRANSFORMS, "return images.astype(np.float32) * scale - shift",
+      "return images.astype(np.float32) * scale + shift", T_TRANSFORMS,
+      "normalisation adds the mean"),
+    M(TRANSFORMS, "return int(rng.integers(0, size - crop + 1))",
+      "return int(rng.integers(0, max(1, size - crop)))", T_TRANSFORMS,
+      "random crop never reaches the last offset"),
+    # -- experiment wiring (the lead adds entries for the moved experiment modules) -----------
+    M(WSOL_EVAL, '"infocam": MethodSpec("infocam", "infoCAM", "mean", "full",',
+      '"infocam": MethodSpec("infocam", "infoCAM", "none", "full",', T_WSOL,
+      'WSOL "infoCAM" method wired to variant "none"'),
+]
+
+
+def group_of(m: M) -> str:
+  return os.path.splitext(os.path.basename(m.path))[0]
+
+
+def check(m: M, root: str) -> str | None:
+  """None if the mutant applies, else why not (stale)."""
+  path = os.path.join(root, m.path)
+  if not os.path.exists(path):
+    return f"{m.path} does not exist"
+  n = open(path, encoding="utf-8").read().count(m.find)
+  if n != 1:
+    return f"snippet occurs {n} times in {m.path} (must be 1)"
+  if m.find == m.replace:
+    return "replacement equals the snippet"
+  return None
+
+
+def copy_repo(dst: str) -> None:
+  """The working tree's tracked and untracked-but-not-ignored files (uncommitted edits too)."""
+  files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO,
+                         check=True, capture_output=True).stdout.decode().split("\0")
+  for f in filter(None, files):
+    src = os.path.join(REPO, f)
+    if not os.path.isfile(src):  # deleted in the working tree
+      continue
+    os.makedirs(os.path.dirname(os.path.join(dst, f)) or dst, exist_ok=True)
+    shutil.copy2(src, os.path.join(dst, f))
+
+
+def run_tests(root: str, tests: Sequence[str], timeout: float, python: str
+              ) -> tuple[str, float, str]:
+  """(outcome, seconds, output tail); outcome in passed/failed/error/timeout."""
+  env = dict(os.environ)
+  env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+  env["PYTHONDONTWRITEBYTECODE"] = "1"  # a mutant may keep the file's size and mtime second
+  env["HYPOTHESIS_PROFILE"] = env.get("HYPOTHESIS_PROFILE", "deterministic")
+  with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
+    env["NUMBA_CACHE_DIR"] = cache  # never reuse a kernel compiled from other source
+    cmd = [python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--no-header", *tests]
+    t0 = time.time()
+    try:
+      proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+      out = (e.stdout or b"")
+      out = out.decode(errors="replace") if isinstance(out, bytes) else out
+      return "timeout", time.time() - t0, out[-2000:]
+  dt = time.time() - t0
+  out = proc.stdout + proc.stderr
+  outcome = {0: "passed", 1: "failed"}.get(proc.returncode, "error")
+  return outcome, dt, out[-2000:]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap.add_argument("--module", help="only entries whose path contains this (comma-separated: any)")
+  ap.add_argument("--only", help="only entries whose name contains this")
+  ap.add_argument("--timeout", type=float, default=600.0, help="seconds per test run")
+  ap.add_argument("--json", default=os.path.join(REPO, "runs", "mutation.json"))
+  ap.add_argument("--no-baseline", action="store_true",
+                  help="skip running each test selection once without a mutant")
+  ap.add_argument("--check", action="store_true", help="only validate the snippets")
+  ap.add_argument("--list", action="store_true")
+  ap.add_argument("--keep-output", action="store_true", help="print the test output tails")
+  ap.add_argument("--python", default=sys.executable)
+  args = ap.parse_args(argv)
+
+  modules = [x for x in (args.module or "").split(",") if x]
+  todo = [m for m in MUTANTS if (not modules or any(x in m.path for x in modules))
+          and (not args.only or args.only in m.name)]
+  if args.list:
+    for m in todo:
+      print(f"{group_of(m):14s} {m.name}  [{' '.join(m.tests)}]")
+    return 0
+  stale = {i: why for i, m in enumerate(todo) if (why := check(m, REPO))}
+  for i, why in stale.items():
+    print(f"STALE  {group_of(todo[i])}: {todo[i].name}: {why}")
+  if args.check:
+    print(f"{len(todo) - len(stale)}/{len(todo)} mutants apply.")
+    return 1 if stale else 0
+
+  results = []
+  with tempfile.TemporaryDirectory(prefix="mutate-") as root:
+    copy_repo(root)
+    probe = subprocess.run([args.python, "-c", "import infocam_jax; print(infocam_jax.__file__)"],
+                           cwd=root, env={**os.environ, "PYTHONPATH": root},
+                           capture_output=True, text=True)
+    if not probe.stdout.strip().startswith(root):
+      print(f"the copy does not shadow the installed package: {probe.stdout}{probe.stderr}")
+      return 2
+    if not args.no_baseline:
+      for tests in dict.fromkeys(m.tests for i, m in enumerate(todo) if i not in stale):
+        outcome, dt, out = run_tests(root, tests, args.timeout, args.python)
+        print(f"baseline {outcome:7s} {dt:6.1f}s  {' '.join(tests)}", flush=True)
+        if outcome != "passed":
+          print(out)
+          return 2
+    for i, m in enumerate(todo):
+      rec = {"module": m.path, "group": group_of(m), "name": m.name, "tests": list(m.tests)}
+      if i in stale:
+        results.append({**rec, "status": "stale", "detail": stale[i]})
+        continue
+      path = os.path.join(root, m.path)
+      original = open(path, encoding="utf-8").read()
+      try:
+        with open(path, "w", encoding="utf-8") as f:
+          f.write(original.replace(m.find, m.replace))
+        outcome, dt, out = run_tests(root, m.tests, args.timeout, args.python)
+      finally:
+        with open(path, "w", encoding="utf-8") as f:
+          f.write(original)
+      status = "survived" if outcome == "passed" else "killed"
+      results.append({**rec, "status": status, "outcome": outcome, "seconds": round(dt, 1)})
+      print(f"{status:8s} ({outcome:7s} {dt:6.1f}s) {group_of(m)}: {m.name}", flush=True)
+      if args.keep_output:
+        print(out)
+
+  table: dict[str, list[int]] = {}
+  for r in results:
+    t = table.setdefault(r["group"], [0, 0, 0])
+    t[0] += r["status"] == "killed"
+    t[1] += r["status"] != "stale"
+    t[2] += r["status"] == "stale"
+  today = datetime.date.today().isoformat()
+  print(f"\nKill rate per module ({today}, {platform.node()}):")
+  print(f"{'module':16s} killed/run  rate  stale")
+  for g, (k, n, s) in table.items():
+    rate = f"{100.0 * k / n:5.0f}%" if n else "    -"
+    print(f"{g:16s} {k:4d}/{n:<4d} {rate}  {s}")
+  k_all = sum(t[0] for t in table.values())
+  n_all = sum(t[1] for t in table.values())
+  print(f"{'total':16s} {k_all:4d}/{n_all:<4d}")
+  for r in results:
+    if r["status"] == "survived":
+      print(f"SURVIVED: {r['group']}: {r['name']}  [{' '.join(r['tests'])}]")
+  if args.json:
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w", encoding="utf-8") as f:
+      json.dump({"date": today, "machine": platform.node(), "python": args.python,
+                 "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO,
+                                          capture_output=True, text=True).stdout.strip(),
+                 "results": results,
+                 "per_module": {g: {"killed": k, "run": n, "stale": s}
+                                for g, (k, n, s) in table.items()}}, f, indent=1)
+  return 0 if all(r["status"] == "killed" for r in results) else 1
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -55,15 +55,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ESTIMATORS = "infocam_jax/estimators.py"
 CAM = "infocam_jax/cam.py"
 BOXES = "infocam_jax/boxes.py"
-CCL_NUMBA = "infocam_jax/_components.py"  # renamed to _ccl_numba.py (box-engine refactor)
-CCL_JAX = "infocam_jax/_components_jax.py"  # renamed to _ccl_jax.py
+CCL_NUMBA = "infocam_jax/_ccl_numba.py"
+CCL_JAX = "infocam_jax/_ccl_jax.py"
 LOCALIZATION = "infocam_jax/localization.py"
 STEPS = "infocam_jax/train/steps.py"
 LOOP = "infocam_jax/train/loop.py"
 TRANSFORMS = "infocam_jax/data/transforms.py"
 LAYERS = "infocam_jax/models/layers.py"
 RESNET = "infocam_jax/models/resnet.py"
-WSOL_EVAL = "experiments/_wsol_eval.py"  # moves to infocam_jax/evaluators/wsol.py
+WSOL_EVAL = "infocam_jax/evaluators/wsol.py"
+CLASSIFICATION = "infocam_jax/evaluators/classification.py"
+BUILD = "infocam_jax/train/build.py"
+SYNTHETIC_MI = "experiments/synthetic_mi.py"
+CCL = "infocam_jax/_ccl.py"
 
 T_EST = ("tests/test_estimators.py",)
 T_CAM = ("tests/test_cam.py",)
@@ -75,6 +79,10 @@ T_TRANSFORMS = ("tests/test_data_transforms.py",)
 T_BN = ("tests/test_models.py", "tests/test_models_convert.py", "tests/test_torch_equivalence.py",
         "-k", "batchnorm or functional_reference or train_mode or eval_outputs")
 T_WSOL = ("tests/test_wsol_experiment.py",)
+T_PARITY = ("tests/test_wsol_parity.py",)
+T_SMI = ("tests/test_synthetic_mi.py",)
+T_PC = ("tests/test_pc_softmax_experiment.py",)
+T_BUILD = ("tests/test_build.py",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,9 +139,9 @@ MUTANTS: list[M] = [
       "finite = jnp.any(jnp.isfinite(x), axis=axes, keepdims=True)", T_CAM,
       "a map with some NaN/inf treated as finite (not zeroed)"),
     # -- boxes and the component engine ----------------------------------------------------
-    M(BOXES, "f = np.where(f.astype(np.float64) > d, np.nextafter(f, np.float32(-np.inf)), f)",
-      "f = f", T_BOXES_LOC, "IoU threshold round-down removed (exact ties miss)"),
-    M(BOXES, "iw = jnp.minimum(a[..., 2], b[..., 2]) - jnp.maximum(a[..., 0], b[..., 0]) + one",
+    M(CCL, "f = np.where(f.astype(np.float64) > d, np.nextafter(f, np.float32(-np.inf)), f)",
+      "f = f", T_BOXES_LOC + T_PARITY, "IoU threshold round-down removed (exact ties miss)"),
+    M(CCL, "iw = jnp.minimum(a[..., 2], b[..., 2]) - jnp.maximum(a[..., 0], b[..., 0]) + one",
       "iw = jnp.minimum(a[..., 2], b[..., 2]) - jnp.maximum(a[..., 0], b[..., 0])", T_BOXES,
       "IoU +1 dropped (JAX)"),
     M(BOXES, "return (b[..., 2] - b[..., 0] + 1.0) * (b[..., 3] - b[..., 1] + 1.0)",
@@ -216,6 +224,32 @@ MUTANTS: list[M] = [
     M(WSOL_EVAL, '"infocam": MethodSpec("infocam", "infoCAM", "mean", "full",',
       '"infocam": MethodSpec("infocam", "infoCAM", "none", "full",', T_WSOL,
       'WSOL "infoCAM" method wired to variant "none"'),
+    M(WSOL_EVAL, "t_val = int(np.argmax(rv.box_acc_curve[j0]))",
+      "t_val = int(np.argmax(rt.box_acc_curve[j0]))", T_WSOL,
+      "WSOL threshold chosen on the test split"),
+    M(WSOL_EVAL, '    "infocam_min": MethodSpec("infocam", "infoCAM-min", "min", "full",',
+      '    "infocam_min": MethodSpec("infocam", "infoCAM-min", "mean", "full",', T_WSOL,
+      'WSOL "infoCAM-min" (the official --max-cam) wired to variant "mean"'),
+    M(SYNTHETIC_MI, 'train_prior = (data.prior if objective == "pc_softmax"',
+      'train_prior = (data.prior if objective == "none"', T_SMI,
+      "synthetic MI: PC-softmax trained with a uniform prior"),
+    M(CLASSIFICATION, "est, se = weighted_mean(v, labels, prior)",
+      "est, se = weighted_mean(v, labels, np.ones_like(prior))", T_PC,
+      "MI estimate weighted by the test split's classes, not the training prior"),
+    M(CLASSIFICATION, "pred = np.argmax(logits, axis=-1)  # both objectives",
+      "pred = np.argmax(logits + np.log(prior), axis=-1)  # both objectives", T_PC,
+      "prediction with the prior added (PC-softmax must change training only)"),
+    M(BUILD, "  if m.adl_positions:\n    opts[\"adl_positions\"] = m.adl_positions",
+      "  if False:\n    opts[\"adl_positions\"] = m.adl_positions", T_BUILD,
+      "config.model.adl_* dropped from the model options (the old pc_softmax bug)"),
+    M(BUILD, "  if for_training and _last_layer_only(config):",
+      "  if False:", T_BUILD, "model.last_layer_only ignored (the backbone trains)"),
+    M("infocam_jax/localization.py", 'hole_boxes=True, resize_float64=True),',
+      'hole_boxes=False, resize_float64=True),', T_PARITY,
+      "wsolevaluation V2 without the boxes of hole contours"),
+    M("infocam_jax/localization.py", '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="contour_area",',
+      '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="pixels",', T_PARITY,
+      "wsolevaluation largest component by pixel count instead of contour area"),
 ]
 
 

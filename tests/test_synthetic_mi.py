@@ -69,7 +69,10 @@ def test_smoke_json_rows(tiny_run, capsys):
     assert 0 < r["true_mi"] < r["label_entropy"] <= math.log(5) + 1e-6
     assert 0 < r["true_mi_stderr"] < 0.01
     assert abs(r["true_mi_test"] - r["true_mi"]) < 0.3
-    assert abs(r["estimate"]) < 3 and r["stderr"] > 0
+    # 3 epochs on 500-750 points: a variational lower bound that has learnt something. Measured
+    # (seed 0): estimates 0.79-1.05 nats against true MI 1.21-1.24, standard errors 0.027-0.045.
+    assert 0.5 < r["estimate"] <= r["true_mi_test"] + 3 * r["stderr"], r
+    assert 0.01 < r["stderr"] < 0.1
     assert 0.2 < r["accuracy"] <= 1 and 0.2 < r["balanced_accuracy"] <= 1
     assert r["error"] == pytest.approx(r["estimate"] - r["true_mi_test"], abs=1e-9)
     assert r["target_applies"] == (r["estimator"] == "pc" or (r["balanced"] and

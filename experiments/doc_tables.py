@@ -103,8 +103,9 @@ def synthetic_mi_table(record: Mapping[str, Any]) -> str:
   for (setting, obj, formula), rs in groups.items():
     by = {r["dim"]: r for r in rs}
     cells = [f"{by[d]['error']:+.4f}" if d in by else "-" for d in dims]
-    target = [r["within_target"] for r in rs if r["target_applies"]]
-    mark = "n/a (misread)" if not target else ("yes" if all(target) else "no")
+    within = all(abs(r["error"]) <= record.get("summary", {}).get("target_nats", 0.01) for r in rs)
+    target = all(r["target_applies"] for r in rs)
+    mark = ("yes" if within else "no") + ("" if target else " (not a target row)")
     lines.append(f"| {setting} | {obj} | {formula} | " + " | ".join(cells) + f" | {mark} |")
   return "\n".join(lines)
 

@@ -309,11 +309,7 @@ class FashionWsol(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    try:
-      manual = dl_manager.manual_dir
-    except AssertionError:  # missing or empty: still searched (and listed in the error)
-      manual = getattr(dl_manager, "_manual_dir", None)
-    directory, searched = idx.find_source_dir(IDX_CONFIG, manual)
+    directory, searched = idx.find_source_dir(IDX_CONFIG, idx.manual_dir_of(dl_manager))
     if directory is None:
       raise FileNotFoundError(idx.how_to_obtain(IDX_CONFIG, searched, "fashion_wsol"))
     pools = item_pools(directory)

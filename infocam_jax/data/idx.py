@@ -165,6 +165,14 @@ def _candidates(config_name: str, manual_dir: str | os.PathLike | None) -> list[
   return dirs
 
 
+def manual_dir_of(dl_manager):
+  """The tfds manual directory, also when it is missing or empty (it is still searched and listed)."""
+  try:
+    return dl_manager.manual_dir
+  except AssertionError:  # tfds asserts that the manual directory exists and is not empty
+    return getattr(dl_manager, "_manual_dir", None)
+
+
 def find_source_dir(config_name: str, manual_dir: str | os.PathLike | None
                     ) -> tuple[str | None, list[str]]:
   """(first directory holding all four files or None, the directories searched in order)."""
@@ -260,12 +268,8 @@ class MnistIdx(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    try:
-      manual = dl_manager.manual_dir
-    except AssertionError:  # missing or empty: still searched (and listed in the error)
-      manual = getattr(dl_manager, "_manual_dir", None)
     name = self.builder_config.name
-    directory, searched = find_source_dir(name, manual)
+    directory, searched = find_source_dir(name, manual_dir_of(dl_manager))
     if directory is None:
       raise FileNotFoundError(how_to_obtain(name, searched))
     num_classes = len(self.builder_config.class_names)

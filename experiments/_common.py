@@ -20,10 +20,20 @@ Example (an experiment's ``__main__``)::
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import jax
+import numpy as np
+from absl import logging as absl_logging
+from absl import flags
+from ml_collections import config_flags
+
+from infocam_jax.train import config as config_lib
+
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -59,7 +69,6 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def validate(config: Any, schema: Mapping[str, Any],
              extra: Callable[[Any], Sequence[str]] | None = None) -> None:
   """UsageError listing every problem: the schema's, then ``extra(config)``'s."""
-  from infocam_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
   errors: list[str] = []
   try:
     config_lib.validate_config(config, schema)
@@ -113,7 +122,6 @@ def seed_stat(values: Sequence[float | None]) -> dict[str, Any]:
   missing = len(per_seed) - len(vals)
   if not vals:
     return {"mean": None, "std": None, "per_seed": per_seed, "missing": missing}
-  import numpy as np  # pylint: disable=g-import-not-at-top
   arr = np.asarray(vals, np.float64)
   std = float(arr.std(ddof=1)) if arr.size > 1 else None
   return {"mean": float(arr.mean()), "std": std, "per_seed": per_seed, "missing": missing}
@@ -140,7 +148,6 @@ def enable_compilation_cache(default_dir: str) -> str:
   else ``default_dir``. Runs that share programs (every seed compiles the same
   steps) load them instead of recompiling. Returns the directory.
   """
-  import jax  # pylint: disable=g-import-not-at-top
   path = jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR")
   if not path:
     path = default_dir
@@ -154,8 +161,6 @@ def enable_compilation_cache(default_dir: str) -> str:
 
 def define_config_flags(default_config: str, *, workdir_help: str) -> None:
   """``--config`` (a Python config file, ``path.py:variant``) and the required ``--workdir``."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string("workdir", None, workdir_help, required=True)
   config_flags.DEFINE_config_file(
       "config", default_config, "Config file (Python, get_config), optionally "
@@ -179,7 +184,6 @@ def config_help(config: Any, schema: Mapping[str, Any], prefix: str = "config.")
 
 def config_variants(default_config: str) -> list[str]:
   """``file.py:variant`` names offered by the config files next to ``default_config``."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
   out = []
   for name in sorted(os.listdir(CONFIG_DIR)):
     if not name.endswith(".py") or name.startswith("_"):
@@ -201,9 +205,6 @@ def config_variants(default_config: str) -> list[str]:
 
 def help_text(doc: str, default_config: str, schema: Mapping[str, Any]) -> str:
   """``--help``: the module's usage text, the flags, the config files and every field."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-  del config_flags
   usage = doc.split("\n\n", 2)
   head = "\n\n".join(usage[:2]).strip()
   flag_lines = []
@@ -217,7 +218,6 @@ def help_text(doc: str, default_config: str, schema: Mapping[str, Any]) -> str:
     flag_lines.append(f"  --{name}{req}{default}\n      {flag.help}")
   flag_lines.append(f"  --config (default: {os.path.relpath(default_config)})\n      Config file "
                     "(Python, get_config), optionally 'file.py:variant'.")
-  import importlib.util  # pylint: disable=g-import-not-at-top
   spec = importlib.util.spec_from_file_location("_default_config", default_config)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -244,7 +244,6 @@ def flag_error_message(e: BaseException) -> str:
 
 
 def flags_error() -> type[BaseException]:
-  from absl import flags  # pylint: disable=g-import-not-at-top
   return flags.Error
 
 
@@ -256,8 +255,6 @@ def main(run: Callable[[], None], *, define_flags: Callable[[], None], doc: str,
   missing dataset / weights / a foreign run directory) for bad input and
   ``Interrupted`` after a requested stop.
   """
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
   argv = list(sys.argv)
   if any(a in ("-h", "--help", "--helpshort", "--helpfull", "-?") for a in argv[1:]):
     sys.argv = argv[:1]  # the config flag reads overrides from sys.argv when it is defined

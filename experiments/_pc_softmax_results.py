@@ -52,10 +52,12 @@ from typing import Any
 
 import numpy as np
 
+from infocam_jax import plotting
 from infocam_jax.evaluators import classification
 from infocam_jax.train import build
 
 from experiments import _common
+
 
 OBJECTIVES = ("softmax", "pc_softmax")
 
@@ -184,7 +186,6 @@ def markdown_table(results: Mapping[str, Any], split: str | None = None) -> str:
 
 def write_figures(results: Mapping[str, Any], workdir: str) -> list[str]:
   """``per_class_accuracy[_<split>].png``: per-class test accuracy of both objectives."""
-  from infocam_jax import plotting  # pylint: disable=g-import-not-at-top
   names = []
   cats = [f"{n} (n={c})" for n, c in zip(results["class_names"], results["train_class_counts"])]
   for split in results["test_splits"]:

@@ -29,7 +29,11 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from infocam_jax.evaluators import wsol
+
 from experiments import _common
+from experiments import _pc_softmax_results
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ("README.md", "BUILD_NOTES.md")
@@ -46,7 +50,6 @@ def _load(path: str) -> dict[str, Any]:
 
 
 def _method_title(name: str) -> str:
-  from infocam_jax.evaluators import wsol  # pylint: disable=g-import-not-at-top
   return wsol.METHODS[name].title if name in wsol.METHODS else name.replace("_", " ")
 
 
@@ -82,7 +85,6 @@ def wsol_table(runs: Sequence[Mapping[str, Any]], protocol: str = "") -> str:
 
 
 def pc_softmax_table(results: Mapping[str, Any]) -> str:
-  from experiments import _pc_softmax_results  # pylint: disable=g-import-not-at-top
   return "\n\n".join(_pc_softmax_results.markdown_table(results, sp)
                      for sp in results["test_splits"])
 

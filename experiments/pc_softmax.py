@@ -55,22 +55,30 @@ the paired PC-softmax − softmax differences.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import math
+import multiprocessing
 import os
+import resource
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import jax
+import ml_collections
+from absl import flags
 
+from infocam_jax import train as engine
 from infocam_jax import io
 from infocam_jax.evaluators import classification
-from infocam_jax.train import build
 from infocam_jax.train import config as config_lib
+from infocam_jax.train import build
 
-from experiments import _common
 from experiments import _pc_softmax_results as report
+from experiments import _workers
+from experiments import _common
+
 
 DEFAULT_CONFIG = os.path.join(_common.CONFIG_DIR, "pc_softmax.py")
 OBJECTIVES = report.OBJECTIVES
@@ -191,7 +199,6 @@ def validate(config: Any) -> None:
 
 def run_config(config: Any, objective: str, seed: int):
   """The engine config of one run: everything but ``experiment``, with ``loss``/``seed`` set."""
-  import ml_collections  # pylint: disable=g-import-not-at-top
   d = build.plain(config_lib.to_dict(config))
   d.pop("experiment", None)
   d["loss"] = objective
@@ -338,8 +345,6 @@ def execute_run(config: Any, workdir: str, data: build.Data, objective: str, see
 def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed: int, tag: str,
                 cache_dir: str | None) -> dict[str, Any]:
   """``execute_run`` in a spawned worker process (``experiment.parallel_runs`` > 1)."""
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from experiments import _workers  # pylint: disable=g-import-not-at-top
   stop = _workers.stop_event()
   try:
     if stop is not None and stop.is_set():
@@ -361,8 +366,6 @@ def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed:
 def _run_in_workers(config: Any, workdir: str, pending: list[tuple[str, int]],
                     tags: Mapping[tuple[str, int], str], workers: int, echo
                     ) -> dict[tuple[str, int], dict[str, Any]]:
-  import concurrent.futures  # pylint: disable=g-import-not-at-top
-  import multiprocessing  # pylint: disable=g-import-not-at-top
   echo(f"Running {len(pending)} runs in {workers} worker processes.")
   cache_dir = (jax.config.jax_compilation_cache_dir
                or os.environ.get("JAX_COMPILATION_CACHE_DIR") or None)
@@ -371,7 +374,6 @@ def _run_in_workers(config: Any, workdir: str, pending: list[tuple[str, int]],
   stop, abort = ctx.Event(), ctx.Event()
   # By module path, also when this file runs as __main__ (python -m ...).
   from experiments import pc_softmax as module  # pylint: disable=g-import-not-at-top,import-self
-  from experiments import _workers  # pylint: disable=g-import-not-at-top
   runs, stopped = {}, []
   with _workers.StopOnSignal(stop, abort), concurrent.futures.ProcessPoolExecutor(
       max_workers=workers, mp_context=ctx, initializer=_workers.init_worker,
@@ -399,7 +401,6 @@ def run(config: Any, workdir: str, *, data: build.Data | None = None, echo=None
   spread over that many spawned processes (XLA:CPU runs these small programs
   on one core each); the results are those of the sequential order.
   """
-  import resource  # pylint: disable=g-import-not-at-top
   echo = echo or io.echo
   workdir = os.path.abspath(workdir)
   t0, c0 = time.time(), time.process_time()
@@ -467,18 +468,15 @@ def run(config: Any, workdir: str, *, data: build.Data | None = None, echo=None
 
 def main() -> None:
   """The command line (flags parsed by ``_common.main``)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
   config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
   if flags.FLAGS.compilation_cache:
     _common.enable_compilation_cache(os.path.join(os.path.abspath(workdir), "xla_cache"))
   validate(config)
-  from infocam_jax import train as engine  # pylint: disable=g-import-not-at-top
   engine.initialize_distributed_from_config(config.distributed)
   run(config, workdir, data=prepare(config, workdir))
 
 
 def define_flags() -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
   _common.define_config_flags(DEFAULT_CONFIG, workdir_help="Experiment directory (runs, "
                               "results.json, figures); re-running resumes it.")
   flags.DEFINE_bool("compilation_cache", True, "Persistent XLA compilation cache in "

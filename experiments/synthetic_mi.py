@@ -60,15 +60,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import flags
+from ml_collections import config_flags
 from tqdm.auto import tqdm
 
+from infocam_jax import plotting
+from infocam_jax import io
 from infocam_jax.estimators import (mean_with_stderr, pc_softmax_cross_entropy, pmi,
                                     prior_from_counts)
 from infocam_jax.gaussian import PAPER_IMBALANCED_WEIGHTS, GaussianMixture
 from infocam_jax.models.mlp import MLP
+from infocam_jax.train import config as config_lib
 from infocam_jax.train.optim import warmup_cosine_decay
 
+from experiments import _workers
 from experiments import _common
+from experiments.configs import synthetic_mi as configs
+
 
 TARGET_NATS = 0.01
 NUM_CLASSES = 5
@@ -121,7 +129,6 @@ def _subset(choices: Sequence[str]):
 
 
 def _schema() -> dict[str, Any]:
-  from infocam_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
   F, at_least = config_lib.Field, config_lib.at_least
   positive = lambda v: None if v > 0 else f"must be > 0, got {v!r}"
   return {
@@ -435,7 +442,6 @@ _PROGRESS: list[Any] = []  # a worker's progress queue (set by _init_worker)
 
 
 def _init_worker(parent_pid: int, queue: Any) -> None:
-  from experiments import _workers  # pylint: disable=g-import-not-at-top
   _workers.init_worker(parent_pid)  # exits with the parent (nothing to save here)
   _PROGRESS.append(queue)
 
@@ -529,7 +535,6 @@ def default_output(cfg: Config) -> str:
 def study(cfg: Config, *, output: str, figure: str = "", workers: int = 1,
           progress: bool = True) -> dict[str, Any]:
   """Runs the study, prints the table, writes ``output`` (JSON) and the figure; returns the record."""
-  from infocam_jax import io  # pylint: disable=g-import-not-at-top
   t0 = time.perf_counter()
   rows = run(cfg, progress=progress, workers=workers)
   wall = time.perf_counter() - t0
@@ -555,11 +560,9 @@ def study(cfg: Config, *, output: str, figure: str = "", workers: int = 1,
 
 def main() -> None:
   """The command line (flags parsed by ``_common.main``)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   config = f.config
   if f.quick and not config.quick:
-    from experiments.configs import synthetic_mi as configs  # pylint: disable=g-import-not-at-top
     quick = configs.get_config("quick")
     base = configs.get_config("default")
     with config.unlocked():
@@ -574,8 +577,6 @@ def main() -> None:
 
 
 def define_flags() -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Config file (Python, get_config), "
                                   "optionally ':quick'; override any field with "
                                   "--config.field=value.", lock_config=True)
@@ -591,7 +592,6 @@ def define_flags() -> None:
 
 def plot_errors(rows: Sequence[dict[str, Any]], path: str, *, quick: bool = False) -> str:
   """Estimate - true MI on the test sample (nats, ± paired standard error) against d."""
-  from infocam_jax import plotting  # pylint: disable=g-import-not-at-top
   dims = sorted({r["dim"] for r in rows})
   series: dict[str, list[float]] = {}
   errors: dict[str, list[float]] = {}

@@ -36,13 +36,16 @@ import time
 from typing import Any
 
 import jax
+from absl import flags
 
+from infocam_jax import train as engine
 from infocam_jax import io
 from infocam_jax.evaluators import wsol as wsol_eval
-from infocam_jax.train import build
 from infocam_jax.train import config as config_lib
+from infocam_jax.train import build
 
 from experiments import _common
+
 
 DEFAULT_CONFIG = os.path.join(_common.CONFIG_DIR, "default.py")
 Field = config_lib.Field
@@ -203,7 +206,6 @@ def evaluate(config: Any, workdir: str, data: build.Data, *, outdir: str | None 
                   wsol_eval.curves(ev.val, ev.test, ev.evaluators), indent=1)
     io.write_json(os.path.join(outdir, "results.json"), results, indent=1)
     if outdir == workdir:
-      from infocam_jax import train as engine  # pylint: disable=g-import-not-at-top
       writer = engine.MetricWriter(workdir, enabled=True, tensorboard=False, echo=lambda s: None)
       writer.write(int(selection["step"]), wsol_eval.headline_metrics(results))
       writer.close()
@@ -213,12 +215,10 @@ def evaluate(config: Any, workdir: str, data: build.Data, *, outdir: str | None 
 
 def run() -> None:
   """The command line (flags parsed by ``_common.main``)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   config, workdir, mode = f.config, os.path.abspath(f.workdir), f.mode
   t0, c0 = time.time(), time.process_time()
   data = prepare(config, training=mode != "evaluate")
-  from infocam_jax import train as engine  # pylint: disable=g-import-not-at-top
   engine.initialize_distributed_from_config(config.distributed)
   timings = {"_start": t0, "_start_cpu": c0, "data_s": time.time() - t0,
              "data_cpu_s": time.process_time() - c0}
@@ -245,7 +245,6 @@ def run() -> None:
 
 
 def define_flags() -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
   _common.define_config_flags(DEFAULT_CONFIG, workdir_help="Run directory (checkpoints, "
                               "metrics, export, results); re-running resumes it.")
   flags.DEFINE_enum("mode", "train_and_evaluate", ["train_and_evaluate", "train", "evaluate"],

@@ -9,7 +9,9 @@
 * ``DataParallel`` (jit + mesh, default) / ``PmapDataParallel`` (``parallel``).
 * ``CheckpointStore`` / ``export_variables`` / ``load_variables`` (``checkpoint``).
 * ``fit`` (``loop``): resume, train, evaluate, checkpoint, export.
-* ``validate_config`` / ``default_train_config`` (``config``).
+* ``validate_config`` / ``default_train_config`` / ``ConfigMismatchError`` (``config``).
+* ``build``: data, pipelines, model, weights and the checkpoint to evaluate,
+  from a config (``build.open_data``, ``build.fit``, ``build.load_for_evaluation``).
 
 Names are resolved lazily (on first attribute access), so importing one
 submodule (``from infocam_jax.train import steps``) pulls in neither orbax nor
@@ -27,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "export_variables": "checkpoint",
     "load_variables": "checkpoint",
     "load_best_variables": "checkpoint",
+    "ConfigMismatchError": "config",
     "TRAIN_SCHEMA": "config",
     "default_train_config": "config",
     "extend_schema": "config",
@@ -42,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "optimizer_from_config": "optim",
     "sgd_torch": "optim",
     "step_decay_schedule": "optim",
+    "warmup_cosine_decay": "optim",
     "DATA_AXIS": "parallel",
     "DataParallel": "parallel",
     "PmapDataParallel": "parallel",

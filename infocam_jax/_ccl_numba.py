@@ -745,22 +745,6 @@ def _resize_cubic64(m, iy, wy, ix, wx, tmp, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _hole_find(parent, p):
-  """Root pixel of active pixel p (uint64) in the background union-find (a root
-  holds -(id + 2), an inactive pixel -1); path halving."""
-  while True:
-    q = parent[p]
-    if q < 0:
-      return p
-    uq = np.uint64(q)
-    g = parent[uq]
-    if g < 0:
-      return uq
-    parent[p] = g
-    p = np.uint64(g)
-
-
-@numba.njit(cache=True, nogil=True)
 def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, clamp, out,
                  parent, hattr, order, counts, hlist):
   """V2 hit level of the boxes of the holes at the queries with ``need[t]`` (``out [T]``).
@@ -893,7 +877,7 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
           m = p + us
         if parent[m] == -1:  # inactive
           continue
-        rp = _hole_find(parent, m)
+        rp = _find(parent, m)  # the background forest has the same root encoding (negative)
         if not have:
           rpix = rp
           r = np.uint64(-parent[rp] - 2)

@@ -52,10 +52,8 @@ class Interrupted(Exception):
 
 def fail(message: str) -> None:
   """Prints ``error: message`` (and where to get help) to stderr and exits with status 2."""
-  prog = os.path.basename(sys.argv[0]) if sys.argv else "experiment"
   print(f"error: {message.rstrip()}\n(run with --help for the flags and config fields)",
         file=sys.stderr, flush=True)
-  del prog
   sys.exit(EXIT_BAD_INPUT)
 
 

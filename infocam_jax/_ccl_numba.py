@@ -162,6 +162,16 @@ _QUAD = _quad_table()
 
 
 @numba.njit(cache=True, nogil=True)
+def _padded_row(width):
+  """(shift, stride, xmask) of the padded pixel grid: rows of a power-of-two stride >= width + 2."""
+  shift = 1
+  while (1 << shift) < width + 2:
+    shift += 1
+  stride = 1 << shift
+  return shift, stride, stride - 1
+
+
+@numba.njit(cache=True, nogil=True)
 def _find(parent, p):
   """Root pixel of active pixel p (roots hold -(id + 2) in `parent`); path halving.
 
@@ -350,11 +360,7 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_
               out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, out_holes, out_hole2,
               act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps, quad):
   height, width = levels.shape
-  shift = 1
-  while (1 << shift) < width + 2:
-    shift += 1
-  stride = 1 << shift
-  xmask = stride - 1
+  shift, stride, xmask = _padded_row(width)
   for i in range((height + 2) * stride):
     act[i] = 0
   num_q = q.shape[0]
@@ -643,7 +649,6 @@ def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float):
   """
   height, width = m.shape
   zero32 = np.float32(0.0)
-  one32 = np.float32(1.0)
   ok = False
   mode32_overflow = False
   mn = np.float32(0.0)
@@ -762,11 +767,7 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
   ``hlist``, -1 = not listed) are evaluated only at the needed queries.
   """
   height, width = levels.shape
-  shift = 1
-  while (1 << shift) < width + 2:
-    shift += 1
-  stride = 1 << shift
-  xmask = stride - 1
+  shift, stride, xmask = _padded_row(width)
   n = (height + 2) * stride
   num_j = iou_thr.shape[0]
   num_q = q.shape[0]

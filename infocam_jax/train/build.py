@@ -297,11 +297,7 @@ def load_for_evaluation(workdir: str, rule: str = "last", *, best_metric: str = 
     raise FileNotFoundError(f"checkpoint rule 'best' but {workdir}/checkpoints holds no "
                             "checkpoint.")
   variables, step = best
-  value = None
-  if os.path.exists(os.path.join(workdir, "metrics.jsonl")):
-    for rec in writers.read_metrics(workdir):
-      if rec.get("step") == step and best_metric in rec:
-        value = rec[best_metric]
+  value = metrics_at(workdir, step, prefix=best_metric).get(best_metric)
   selection.update(
       step=int(step), selected_on=eval_split, metric=best_metric, metric_value=value,
       rule=f"keep-best checkpoint by {best_metric} ({best_mode}) on the '{eval_split}' split, "

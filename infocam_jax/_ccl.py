@@ -261,6 +261,10 @@ def _numba_callback(maps, ts, q_float, gt, gt_valid, iou_thr, *, mode, normalize
   return out
 
 
+def _is_traced(*xs) -> bool:
+  return any(isinstance(x, jax.core.Tracer) for x in xs)
+
+
 def component_scan(maps: Array, thresholds: ArrayLike, *, quantization: str = "float",
                    normalize: bool = False, resize_to: tuple[int, int] | None = None,
                    backend: str = "auto", want_v1: bool = True, largest: str = "pixels",
@@ -305,7 +309,9 @@ def component_scan(maps: Array, thresholds: ArrayLike, *, quantization: str = "f
     component, zeros if empty), ``area [B, T]`` (its pixels; 0 = empty
     foreground), ``v2_level [B, T]``, ``num_components [B, T]``,
     ``multi_box [B, T, K, 4]``, ``multi_area [B, T, K]`` (largest first; area
-    0 = no component).
+    0 = no component), and bool ``invalid [B]`` (the map has a NaN or inf).
+    The numba backend called outside ``jit`` returns NumPy arrays: the maps
+    are read in place, never copied to a device buffer and back.
   """
   backend = resolve_backend(backend)
   if quantization not in QUANTIZATIONS:
@@ -319,17 +325,19 @@ def component_scan(maps: Array, thresholds: ArrayLike, *, quantization: str = "f
   if backend == "jax" and (resize_to is not None or largest != "pixels" or hole_boxes):
     raise ValueError("`resize_to`, `largest='contour_area'` and `hole_boxes` need the numba "
                      "backend.")
-  maps = jnp.asarray(maps, jnp.float32)
+  eager = backend == "numba" and not _is_traced(maps, thresholds, gt, gt_valid)
+  xp = np if eager else jnp  # eager numba: host arrays end to end
+  maps = xp.asarray(maps, xp.float32)
   b, h, w = maps.shape
   t = int(np.shape(thresholds)[0])
   want_v2 = gt is not None
   if want_v2:
-    gt = jnp.asarray(gt, jnp.float32)
-    gt_valid = jnp.asarray(gt_valid, jnp.bool_)
+    gt = xp.asarray(gt, xp.float32)
+    gt_valid = xp.asarray(gt_valid, xp.bool_)
   else:
-    gt = jnp.zeros((b, 0, 4), jnp.float32)
-    gt_valid = jnp.zeros((b, 0), jnp.bool_)
-  iou_thr = jnp.asarray(iou_threshold_array(iou_thresholds))
+    gt = xp.zeros((b, 0, 4), xp.float32)
+    gt_valid = xp.zeros((b, 0), xp.bool_)
+  iou_thr = xp.asarray(iou_threshold_array(iou_thresholds))
   k = int(max_boxes)
   mode = BOX_MODES[box_convention]
   eb = None if empty_box is None else tuple(int(v) for v in empty_box)
@@ -341,19 +349,20 @@ def component_scan(maps: Array, thresholds: ArrayLike, *, quantization: str = "f
         levels, q, gt, gt_valid, iou_thr, num_levels=num_levels, want_v1=bool(want_v1),
         want_v2=want_v2, box_mode=mode, clamp=bool(clamp), empty_box=eb, max_boxes=k_eff,
         chunk=int(threshold_chunk)))
+    out["invalid"] = ~jnp.all(jnp.isfinite(maps), axis=(1, 2))
     if k_eff < k:
       pad = ((0, 0), (0, 0), (0, k - k_eff))
       out["multi_area"] = jnp.pad(out["multi_area"], pad)
       out["multi_box"] = jnp.pad(out["multi_box"], pad + ((0, 0),))
     return out
   if quantization == "float":
-    th = jnp.asarray(thresholds, jnp.float32)
-    ts = jnp.sort(th)
-    q_float = jnp.searchsorted(ts, th, side="right").astype(jnp.int32)
+    th = xp.asarray(thresholds, xp.float32)
+    ts = xp.sort(th)
+    q_float = xp.searchsorted(ts, th, side="right").astype(xp.int32)
     table = None
   else:
-    ts = jnp.zeros((t,), jnp.float32)
-    q_float = jnp.zeros((t,), jnp.int32)
+    ts = xp.zeros((t,), xp.float32)
+    q_float = xp.zeros((t,), xp.int32)
     table = gray_threshold_table(np.asarray(thresholds))
   taps = None
   if resize_to is not None and tuple(resize_to) != (h, w):
@@ -367,11 +376,14 @@ def component_scan(maps: Array, thresholds: ArrayLike, *, quantization: str = "f
       "num_components": jax.ShapeDtypeStruct((b, t), i32),
       "multi_box": jax.ShapeDtypeStruct((b, t, k, 4), i32),
       "multi_area": jax.ShapeDtypeStruct((b, t, k), i32),
+      "invalid": jax.ShapeDtypeStruct((b,), jnp.bool_),
   }
   cb = functools.partial(_numba_callback, mode=QUANTIZATIONS[quantization],
                          normalize=bool(normalize), table=table, resize_taps=taps,
                          want_v1=bool(want_v1), largest=LARGEST[largest], want_v2=want_v2,
                          box_mode=mode, clamp=bool(clamp), empty_box=eb,
                          hole_boxes=bool(hole_boxes), max_boxes=k, num_threads=num_threads)
+  if eager:
+    return cb(maps, ts, q_float, gt, gt_valid, iou_thr)
   return jax.pure_callback(cb, shapes, maps, ts, q_float, gt, gt_valid, iou_thr,
                            vmap_method="sequential")

@@ -21,12 +21,12 @@ Algorithm. Foregrounds of decreasing thresholds are nested, so one pass over
 the pixels in decreasing level order with a union-find answers all queries
 (the component tree / "max-tree" idea): pixels are counting-sorted by the
 first query level at which they become foreground (O(HW + T), raster order
-inside a bucket; pixels below the lowest query level are skipped), then
-activated one by one; an activated pixel is united with its already-active
-8-neighbours. Roots carry area, bounding box, first pixel and (for V2) a hit
-level. After the last pixel of a bucket is active, the queries of that level
-are answered from the
-running state. Tricks that matter (measured, see BUILD_NOTES): the float map
+inside a bucket, the bucket sizes from the level histogram the quantisation
+counts; pixels below the lowest query level go last and are never
+activated), then activated one by one; an activated pixel is united with its
+already-active 8-neighbours. Roots carry area, bounding box, first pixel and
+(for V2) a hit level. After the last pixel of a bucket is active, the
+queries of that level are answered from the running state. Tricks that matter (measured, see BUILD_NOTES): the float map
 is normalised and quantised inside the kernel (doing it in XLA first cost as
 much as the scan); a padded grid whose row stride is a power of two (no
 bounds checks, shifts instead of division); pixel activity in a byte array
@@ -70,15 +70,23 @@ Hole boxes (``hole_boxes``, wsolevaluation's V2 with ``RETR_TREE``). Every
 hole -- a 4-connected background component not connected to the image
 border -- has its own contour, whose bounding box is the hole's extent grown
 by one pixel. The number of holes at a query is ``components - Euler number``
-(free); only maps where some query has a hole and the V2 level is not
-already maximal get a second pass: background pixels in increasing level
-order, 4-connected union-find, roots carrying extent, border contact and the
-hole box's hit level.
+(free). At a query with holes whose V2 level is not already maximal, each
+holed component is a candidate when a hole inside its extent could still
+reach the next IoU threshold (:func:`_may_hold_hit_hole`); only maps with a
+candidate get a second pass (:func:`_hole_levels`): the background pixels of
+the candidates' window in increasing level order (the component scan's sort,
+walked backwards), a 4-connected union-find whose roots carry their extent,
+up to the highest needed query.
+
+Threads: a batch is cut into chunks of a few maps that worker threads (the
+caller among them) take from a shared counter; each thread keeps its scratch
+arrays between calls.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import os
 import threading
 
@@ -122,6 +130,38 @@ def _representatives_table() -> np.ndarray:
 
 
 _REPS = _representatives_table()
+
+
+def _representatives4_table() -> np.ndarray:
+  """[256, 5] int8: as ``_REPS`` for 4-connectivity (the background of the
+  hole pass): among the active 4-neighbours W, N, E, S of a mask (ring order
+  ``_RING``), one representative per group, two being grouped when the
+  diagonal pixel between them is active too; W first when active."""
+  table = np.zeros((256, 5), np.int8)
+  four = (0, 2, 4, 6)
+  for mask in range(256):
+    active = [j for j in four if mask >> j & 1]
+    group = {j: j for j in active}
+
+    def root(a):
+      while group[a] != a:
+        a = group[a]
+      return a
+
+    for a in active:
+      b = (a + 2) % 8
+      if b in group and mask >> (a + 1) % 8 & 1:  # the corner between a and b is active
+        ra, rb = root(a), root(b)
+        if ra != rb:
+          group[max(ra, rb)] = min(ra, rb)
+    reps = sorted({root(a) for a in active})
+    table[mask, 0] = len(reps)
+    table[mask, 1:1 + len(reps)] = reps
+  table.setflags(write=False)
+  return table
+
+
+_REPS4 = _representatives4_table()
 
 
 def _quad_table() -> np.ndarray:
@@ -355,9 +395,45 @@ def _largest_by_contour(act, attr, rlist, ncomp, stride, shift):
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_boxes,
+def _may_hold_hit_hole(attr, c, gt, gt_valid, gt_area, thr, box_mode, clamp, width, height):
+  """False when no hole of holed component ``c`` can have a contour box with
+  IoU >= ``thr`` against any GT box (a necessary condition; True otherwise).
+
+  A hole's contour box lies inside the component's extent (the hole is
+  enclosed by the component), and so does it after ``box_mode``: its
+  intersection with a GT box G is at most the extent's, and IoU >= thr needs
+  ``inter >= thr |G|``. A hole's k pixels are pixels of the extent that are
+  not the component's, and it spans w + h <= k + 1, so its box has area <=
+  ((k + 7) / 2)^2, which IoU >= thr needs to be >= thr |G|.
+  """
+  if not clamp:
+    return True  # without the clamp a disjoint box can score; no bound used
+  x0 = attr[c, 2]
+  x1 = attr[c, 3]
+  y0 = attr[c, 4]
+  y1 = attr[c, 5]
+  k = np.float64((x1 - x0 + 1) * (y1 - y0 + 1) - attr[c, 0])
+  if box_mode == BOX_CONTOUR_CLIPPED:
+    x1 = min(x1 + 1, width - 1)
+    y1 = min(y1 + 1, height - 1)
+  elif box_mode == BOX_CONTOUR:
+    x1 = x1 + 1
+    y1 = y1 + 1
+  for g in range(gt.shape[0]):
+    if not gt_valid[g]:
+      continue
+    iw = min(np.float64(x1), np.float64(gt[g, 2])) - max(np.float64(x0), np.float64(gt[g, 0])) + 1.0
+    ih = min(np.float64(y1), np.float64(gt[g, 3])) - max(np.float64(y0), np.float64(gt[g, 1])) + 1.0
+    need = thr * np.float64(gt_area[g]) * (1.0 - 1e-6)
+    if iw > 0.0 and ih > 0.0 and iw * ih >= need and ((k + 7.0) / 2.0) ** 2 >= need:
+      return True
+  return False
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_map(levels, lhist, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_boxes,
               gt, gt_valid, iou_thr, box_mode, clamp, empty_box,
-              out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, out_holes, out_hole2,
+              out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, out_need, win,
               act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps, quad):
   height, width = levels.shape
   shift, stride, xmask = _padded_row(width)
@@ -385,15 +461,14 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_
   for v in range(num_levels - 1, -1, -1):
     while b < nb and dq[b] > v:
       b += 1
-    bucket[v] = b if b < nb else -1
-  for i in range(nb + 1):
+    bucket[v] = b  # b == nb: below every query, never activated (sorted last)
+  # Bucket sizes from the level histogram; the scatter is branch free (the level
+  # is data dependent): the skipped pixels form bucket nb, sorted last.
+  for i in range(nb + 2):
     counts[i] = 0
   top = num_levels - 1
-  for y in range(height):
-    for x in range(width):
-      bb = bucket[min(levels[y, x], top)]
-      if bb >= 0:
-        counts[bb + 1] += 1
+  for v in range(num_levels):
+    counts[bucket[v] + 1] += lhist[v]
   for i in range(nb):
     counts[i + 1] += counts[i]
   # counts[i] is now the start of bucket i; after the scatter below, the end.
@@ -401,9 +476,8 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_
     row = (y + 1) * stride + 1
     for x in range(width):
       bb = bucket[min(levels[y, x], top)]
-      if bb >= 0:
-        order[counts[bb]] = row + x
-        counts[bb] += 1
+      order[counts[bb]] = row + x
+      counts[bb] += 1
 
   hist = np.zeros(num_j + 1, np.int64)
   gt_area = np.empty(gt.shape[0], np.float32)
@@ -563,7 +637,6 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_
       t = q_order[k]
       k += 1
       out_ncomp[t] = ncomp
-      out_holes[t] = ncomp - euler4 // 4
       if contour:
         best = _largest_by_contour(act, attr, rlist, ncomp, stride, shift)
         best_area = np.int64(attr[best, 0]) if best >= 0 else 0
@@ -588,17 +661,21 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_
           while h > 0 and hist[h] == 0:
             h -= 1
           out_v2[t] = h
-      out_hole2[t] = 0
-      if holes_on and out_holes[t] > 0 and out_v2[t] < num_j:
-        # Twice the area inside outer contours not covered by their components' quads:
-        # every hole pixel leaves at least half a unit of it, so no hole has more pixels
-        # than this (used to skip the hole pass where no hole box can be large enough).
-        s2 = np.int64(0)
+      out_need[t] = False
+      if holes_on and ncomp > euler4 // 4 and out_v2[t] < num_j:
+        # Some component has a hole (#holes = components - Euler number). Only holed
+        # components that could hold a hole box reaching the next IoU threshold are
+        # candidates; the hole pass is then run on the union of their boxes.
+        thr = np.float64(iou_thr[out_v2[t]])
         for jj in range(ncomp):
           c = rlist[jj]
-          if attr[c, 8] != 4:
-            s2 += _outer_contour_area2(act, np.int64(attr[c, 1]), stride) - attr[c, 7]
-        out_hole2[t] = s2
+          if attr[c, 8] != 4 and _may_hold_hit_hole(attr, c, gt, gt_valid, gt_area, thr,
+                                                     box_mode, clamp, width, height):
+            out_need[t] = True
+            win[0] = min(win[0], attr[c, 2])
+            win[1] = min(win[1], attr[c, 4])
+            win[2] = max(win[2], attr[c, 3])
+            win[3] = max(win[3], attr[c, 5])
       if max_boxes > 0:
         # Top-K components by (area desc, first pixel asc): K selection passes.
         prev_a = np.int64(1) << 40
@@ -631,11 +708,12 @@ def _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_
             out_mbox[t, j, 1] = 0
             out_mbox[t, j, 2] = 0
             out_mbox[t, j, 3] = 0
+  return nb
 
 
 @numba.njit(cache=True, nogil=True)
-def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float):
-  """Float map -> level image and query levels.
+def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float, lhist):
+  """Float map -> level image, its histogram ``lhist`` and query levels.
 
   ``normalize``: per-map min-max ``(x - min) / (max - min)`` with the
   arithmetic of the reference evaluators: float64 for ``QUANT_UINT8``
@@ -676,6 +754,8 @@ def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float):
       mode32_overflow = not np.isfinite(span32)  # range beyond float32: use float64
   num_t = ts.shape[0]
   top = 0
+  for i in range(lhist.shape[0]):
+    lhist[i] = 0
   if mode == QUANT_UINT8 and ok:
     # wsolevaluation in float64 as it runs (``t2n`` casts to float64; ``cam -=
     # cam.min(); cam /= cam.max()``; ``(cam * 255).astype(np.uint8)``), in a
@@ -685,6 +765,7 @@ def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float):
         w64 = min(max((np.float64(m[y, x]) - mn64) / span64, 0.0), 1.0)
         lev = np.int32(w64 * 255.0)
         levels[y, x] = lev
+        lhist[lev] += 1
         top = max(top, lev)
     for t in range(q_out.shape[0]):
       q_out[t] = table[top, t]
@@ -722,6 +803,7 @@ def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float):
           w64 = min(max(np.float64(v), 0.0), 1.0) if v == v else 0.0
           lev = np.int64(w64 * 255.0)
       levels[y, x] = lev
+      lhist[lev] += 1
       if lev > top:
         top = lev
   for t in range(q_out.shape[0]):
@@ -750,33 +832,46 @@ def _resize_cubic64(m, iy, wy, ix, wx, tmp, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, clamp, out,
-                 parent, hattr, order, counts, hlist):
+def _hole_levels(q, need, win, num_levels, width, height, order, counts, dq, nb, gt, gt_valid,
+                 iou_thr, box_mode, clamp, out, parent, hact, hattr, hlist, reps4):
   """V2 hit level of the boxes of the holes at the queries with ``need[t]`` (``out [T]``).
 
-  Background at query t: ``levels < q[t]``. Pixels are activated in
-  increasing level order, only up to the highest needed query, and united
-  with their active 4-neighbours on a padded grid whose padding is one
-  active "outside" component; a root holds its extent and whether it is
-  connected to the outside (then it is not a hole). A hole's contour box is
+  Background at query t: ``levels < q[t]``. The pixels come in the component
+  scan's order (``order``, ``counts``, ``dq``, ``nb``: bucket b holds the
+  levels ``[dq[b], dq[b - 1])`` in raster order, bucket ``nb`` those below
+  every query), walked backwards -- increasing levels -- and only up to the
+  highest needed query. Only the window ``win`` (x0, y0, x1, y1) is scanned:
+  every hole that matters lies inside it, and a background component inside
+  it that does not reach the window's edge is a hole of the whole image (a
+  path out of it would cross the edge). Each pixel is united with its active
+  4-neighbours; the ring around the window is one active "outside"
+  component (id 0, which always survives a union), so a hole is a root with
+  id > 0. As in the component scan, the 8 neighbours' activity is packed into
+  a byte and ``reps4`` lists one neighbour per group of 4-neighbours already
+  known to be connected (two 4-neighbours are when the pixel between them is
+  active), so a pixel usually costs one ``find``. A hole's contour box is
   its extent grown by one pixel (the enclosing component's pixels around
   it), then ``box_mode`` as for components. Holes whose box is too small to
   reach the lowest IoU threshold with the smallest GT box (box area <=
   ``(x1 - x0 + 4) * (y1 - y0 + 4)`` in every convention, and IoU <= area
-  ratio) are never listed; the listed ones (``hattr[r, 5]`` = position in
-  ``hlist``, -1 = not listed) are evaluated only at the needed queries.
+  ratio) are never listed; the listed ones (``hattr[id, 4]`` = position in
+  ``hlist``, -1 = not listed) are evaluated at the needed queries.
   """
-  height, width = levels.shape
   shift, stride, xmask = _padded_row(width)
-  n = (height + 2) * stride
   num_j = iou_thr.shape[0]
   num_q = q.shape[0]
-  vmax = 0
+  qc = np.empty(num_q, np.int64)
+  answer = np.zeros(nb + 1, np.bool_)  # answer[b]: some needed query has level dq[b]
+  bmin = nb
   for t in range(num_q):
     out[t] = 0
+    qc[t] = min(max(np.int64(q[t]), 0), num_levels)
     if need[t]:
-      vmax = max(vmax, min(max(np.int64(q[t]), 0), num_levels))
-  if vmax == 0:
+      for bb in range(nb):
+        if dq[bb] == qc[t]:
+          answer[bb] = True
+          bmin = min(bmin, bb)
+  if bmin == nb:
     return
   gt_area = np.empty(gt.shape[0], np.float32)
   one = np.float32(1.0)
@@ -788,122 +883,65 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
   if num_j == 0 or amin == np.inf:
     return
   amin = amin * np.float64(iou_thr[0]) * (1.0 - 1e-6)
-  # Distinct needed query levels u[0] < u[1] < ...; a pixel of level L < vmax joins
-  # bucket b = the first needed query whose background holds it (u[b] > L). Pixels
-  # are processed bucket by bucket, raster order inside (thick bands: locality).
-  qs = np.empty(num_q, np.int64)
-  for t in range(num_q):
-    qs[t] = min(max(np.int64(q[t]), 0), num_levels)
-  q_order = np.argsort(qs, kind="mergesort")
-  u = np.empty(num_q, np.int64)
-  nu = 0
-  for k in range(num_q):
-    t = q_order[k]
-    if need[t] and (nu == 0 or u[nu - 1] != qs[t]):
-      u[nu] = qs[t]
-      nu += 1
-  bucket_of = np.empty(vmax, np.int64)
-  bi = 0
-  for lv in range(vmax):
-    while u[bi] <= lv:
-      bi += 1
-    bucket_of[lv] = bi
-  for i in range(nu + 1):
-    counts[i] = 0
-  for y in range(height):
-    for x in range(width):
-      v = levels[y, x]
-      if v < vmax:
-        counts[bucket_of[v] + 1] += 1
-  for i in range(nu):
-    counts[i + 1] += counts[i]
-  for y in range(height):
-    row = (y + 1) * stride + 1
-    for x in range(width):
-      v = levels[y, x]
-      if v < vmax:
-        bb = bucket_of[v]
-        order[counts[bb]] = row + x
-        counts[bb] += 1
-  # Padding: active, one component (pixel 0 is its root, id 0) connected to the outside.
-  for i in range(n):
-    parent[i] = -1
-  for x in range(stride):
-    parent[x] = 0
-    parent[(height + 1) * stride + x] = 0
-  for y in range(1, height + 1):
-    parent[y * stride] = 0
-    for x in range(width + 1, stride):
-      parent[y * stride + x] = 0
+  wx0, wy0, wx1, wy1 = win[0], win[1], win[2], win[3]
+  # Padded-grid row y + 1 and column x + 1 hold pixel (x, y). The ring around the
+  # window: active, pointing at the outside root (pixel 0, id 0); window pixels
+  # start inactive.
+  for y in range(wy0, wy1 + 3):
+    row = y * stride
+    hact[row + wx0] = 1
+    parent[row + wx0] = 0
+    hact[row + wx1 + 2] = 1
+    parent[row + wx1 + 2] = 0
+    for x in range(wx0 + 1, wx1 + 2):
+      hact[row + x] = 0
+  for x in range(wx0, wx1 + 3):
+    hact[wy0 * stride + x] = 1
+    parent[wy0 * stride + x] = 0
+    hact[(wy1 + 2) * stride + x] = 1
+    parent[(wy1 + 2) * stride + x] = 0
   parent[0] = -2
-  hattr[0, 4] = 1
-  hattr[0, 5] = -1
-  hattr[0, 6] = n  # the outside: always the larger root
+  hattr[0, 0] = 0
+  hattr[0, 1] = 0
+  hattr[0, 2] = width - 1
+  hattr[0, 3] = height - 1
+  hattr[0, 4] = -1
   next_id = 1
   nl = 0
-  # counts[b] is now the end of bucket b's run in `order`. Hot loop on unsigned
-  # indices (numba adds a negative-index fix-up to every signed one).
-  pos = 0
+  # Hot loop on unsigned indices (numba adds a negative-index fix-up to every signed one).
+  offs = np.array([-1, -stride - 1, -stride, -stride + 1, 1, stride + 1, stride, stride - 1],
+                  np.int64)
+  uoffs = np.empty(8, np.uint64)
+  for j in range(8):
+    uoffs[j] = np.uint64(offs[j])
   last_p = np.uint64(0)
   last_r = np.uint64(0)
-  us = np.uint64(stride)
   u1 = np.uint64(1)
+  us = np.uint64(stride)
   ushift = np.uint64(shift)
   uxmask = np.uint64(xmask)
-  for bk in range(nu):
+  wx0p = np.uint64(wx0 + 1)
+  wx1p = np.uint64(wx1 + 1)
+  wy0p = np.uint64(wy0 + 1)
+  wy1p = np.uint64(wy1 + 1)
+  for bk in range(nb, bmin, -1):  # after bucket bk, the background is "level < dq[bk - 1]"
+    pos = counts[bk - 1]
     end = counts[bk]
     while pos < end:
       p = np.uint64(order[np.uint64(pos)])
-      py = np.int32((p >> ushift) - u1)
-      px = np.int32((p & uxmask) - u1)
       pos += 1
-      # Roots of the active 4-neighbours (the padding is the outside component).
-      have = False
-      r = np.uint64(0)  # component id of the root pixel rpix
-      rpix = np.uint64(0)
-      if last_p + u1 == p:  # the west neighbour, processed just before: its root is known
-        rpix = last_r
-        r = np.uint64(-parent[rpix] - 2)
-        have = True
-      for nb in range(4):
-        if nb == 0:
-          if have:
-            continue
-          m = p - u1
-        elif nb == 1:
-          m = p + u1
-        elif nb == 2:
-          m = p - us
-        else:
-          m = p + us
-        if parent[m] == -1:  # inactive
-          continue
-        rp = _find(parent, m)  # the background forest has the same root encoding (negative)
-        if not have:
-          rpix = rp
-          r = np.uint64(-parent[rp] - 2)
-          have = True
-          continue
-        if rp == rpix:
-          continue
-        rn = np.uint64(-parent[rp] - 2)
-        if hattr[rn, 6] > hattr[r, 6]:  # union by size: the larger root survives
-          rp, rpix = rpix, rp
-          rn, r = r, rn
-        if hattr[rn, 5] >= 0:  # drop rn from the list of holes
-          i = np.uint64(hattr[rn, 5])
-          nl -= 1
-          last = hlist[np.uint64(nl)]
-          hlist[i] = last
-          hattr[np.uint64(last), 5] = np.int32(i)
-        parent[rp] = np.int32(rpix)
-        hattr[r, 6] += hattr[rn, 6]
-        hattr[r, 4] = hattr[r, 4] | hattr[rn, 4]
-        hattr[r, 0] = min(hattr[r, 0], hattr[rn, 0])
-        hattr[r, 1] = min(hattr[r, 1], hattr[rn, 1])
-        hattr[r, 2] = max(hattr[r, 2], hattr[rn, 2])
-        hattr[r, 3] = max(hattr[r, 3], hattr[rn, 3])
-      if not have:  # a new background component
+      if ((p & uxmask) < wx0p) | ((p & uxmask) > wx1p) | ((p >> ushift) < wy0p) | (
+          (p >> ushift) > wy1p):
+        continue  # outside the window
+      m = (np.uint64(hact[p - u1]) | (np.uint64(hact[p - us - u1]) << np.uint64(1))
+           | (np.uint64(hact[p - us]) << np.uint64(2)) | (np.uint64(hact[p - us + u1]) << np.uint64(3))
+           | (np.uint64(hact[p + u1]) << np.uint64(4)) | (np.uint64(hact[p + us + u1]) << np.uint64(5))
+           | (np.uint64(hact[p + us]) << np.uint64(6)) | (np.uint64(hact[p + us - u1]) << np.uint64(7)))
+      hact[p] = 1
+      px = np.int32((p & uxmask) - u1)
+      py = np.int32((p >> ushift) - u1)
+      nrep = reps4[m, 0]
+      if nrep == 0:  # a new background component
         rpix = p
         r = np.uint64(next_id)
         parent[p] = -(next_id + 2)
@@ -912,31 +950,58 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
         hattr[r, 1] = py
         hattr[r, 2] = px
         hattr[r, 3] = py
-        hattr[r, 4] = 0
-        hattr[r, 5] = -1
-        hattr[r, 6] = 1
+        hattr[r, 4] = -1
+        changed = True
       else:
+        if reps4[m, 1] == 0 and last_p + u1 == p:
+          rpix = last_r  # the west neighbour was processed just before: its root is known
+        else:
+          rpix = _find(parent, p + uoffs[reps4[m, 1]])
+        r = np.uint64(-parent[rpix] - 2)
         parent[p] = np.int32(rpix)
-        hattr[r, 6] += 1
-        hattr[r, 0] = min(hattr[r, 0], px)
-        hattr[r, 1] = min(hattr[r, 1], py)
-        hattr[r, 2] = max(hattr[r, 2], px)
-        hattr[r, 3] = max(hattr[r, 3], py)
-      if hattr[r, 4] != 0:
-        if hattr[r, 5] >= 0:  # now connected to the outside: not a hole
-          i = np.uint64(hattr[r, 5])
-          nl -= 1
-          last = hlist[np.uint64(nl)]
-          hlist[i] = last
-          hattr[np.uint64(last), 5] = np.int32(i)
-          hattr[r, 5] = -1
-      elif hattr[r, 5] < 0 and (np.float64(hattr[r, 2] - hattr[r, 0] + 4)
-                                * np.float64(hattr[r, 3] - hattr[r, 1] + 4) >= amin):
-        hattr[r, 5] = nl
+        ox0 = hattr[r, 0]
+        oy0 = hattr[r, 1]
+        ox1 = hattr[r, 2]
+        oy1 = hattr[r, 3]
+        nx0 = min(ox0, px)
+        ny0 = min(oy0, py)
+        nx1 = max(ox1, px)
+        ny1 = max(oy1, py)
+        hattr[r, 0] = nx0
+        hattr[r, 1] = ny0
+        hattr[r, 2] = nx1
+        hattr[r, 3] = ny1
+        changed = (nx0 != ox0) | (ny0 != oy0) | (nx1 != ox1) | (ny1 != oy1)
+        for j in range(1, nrep):
+          rp = _find(parent, p + uoffs[reps4[m, 1 + j]])
+          if rp == rpix:
+            continue
+          rn = np.uint64(-parent[rp] - 2)
+          if rn < r:  # the older id survives: the outside (id 0) always does
+            rp, rpix = rpix, rp
+            rn, r = r, rn
+          if hattr[rn, 4] >= 0:  # drop rn from the list of holes
+            i = np.uint64(hattr[rn, 4])
+            nl -= 1
+            last = hlist[np.uint64(nl)]
+            hlist[i] = last
+            hattr[np.uint64(last), 4] = np.int32(i)
+          parent[rp] = np.int32(rpix)
+          hattr[r, 0] = min(hattr[r, 0], hattr[rn, 0])
+          hattr[r, 1] = min(hattr[r, 1], hattr[rn, 1])
+          hattr[r, 2] = max(hattr[r, 2], hattr[rn, 2])
+          hattr[r, 3] = max(hattr[r, 3], hattr[rn, 3])
+          changed = True
+      if changed and r != 0 and hattr[r, 4] < 0 and (
+          np.float64(hattr[r, 2] - hattr[r, 0] + 4) * np.float64(hattr[r, 3] - hattr[r, 1] + 4)
+          >= amin):  # a hole (not the outside) whose box became large enough: list it
+        hattr[r, 4] = nl
         hlist[np.uint64(nl)] = np.int32(r)
         nl += 1
       last_p = p
       last_r = rpix
+    if not answer[bk - 1]:
+      continue
     best = 0
     for i in range(nl):
       c = hlist[i]
@@ -947,84 +1012,84 @@ def _hole_levels(levels, q, need, num_levels, gt, gt_valid, iou_thr, box_mode, c
       if best == num_j:
         break
     for t in range(num_q):
-      if need[t] and qs[t] == u[bk]:
+      if need[t] and qc[t] == dq[bk - 1]:
         out[t] = best
+
+
+def _make_workspace(raw_h, raw_w, height, width, num_levels, num_t, track, holes_on, resize):
+  """The scratch arrays of :func:`_scan_chunk` (one set per worker thread, reused)."""
+  _, stride, _ = _padded_row(width)
+  n = (height + 2) * stride
+  hw = height * width
+  return (
+      np.empty((raw_h if resize else 0, width), np.float64),  # tmp: horizontal resize pass
+      np.empty((height if resize else 0, width), np.float64),  # big: the resized map
+      np.empty(n, np.uint8),  # act
+      np.empty(n, np.int32),  # parent
+      # per component id: area, first pixel, x0, x1, y0, y1, V2 hit level,
+      # 2 x quad area, 4 x Euler number (one row)
+      np.empty((hw, 9), np.int32),  # attr
+      np.empty(hw if track else 1, np.int32),  # rpos
+      np.empty(hw if track else 1, np.int32),  # rlist
+      np.empty(4, np.int64),  # win: x0, y0, x1, y1 of the hole-pass candidates' boxes
+      np.zeros(num_t, np.int64),  # hole_level
+      np.empty(n if holes_on else 0, np.int32),  # hparent
+      np.empty(n if holes_on else 0, np.uint8),  # hact
+      np.empty((hw + 1 if holes_on else 0, 5), np.int32),  # hattr
+      np.empty(hw if holes_on else 0, np.int32),  # hlist
+      np.zeros(num_t, np.bool_),  # need
+      np.empty(max(num_levels, num_t) + 2, np.int64),  # counts
+      np.empty(num_levels, np.int64),  # bucket
+      np.empty(num_t + 1, np.int64),  # dq
+      np.empty(hw, np.int32),  # order
+      np.empty((height, width), np.int32),  # levels
+      np.empty(num_levels + 1, np.int64),  # lhist
+      np.empty(num_t, np.int32),  # q
+  )
 
 
 @numba.njit(cache=True, nogil=True)
 def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, hi,
                 iy, wy, ix, wx, want_v1, want_v2, max_boxes, largest, hole_boxes,
                 gt, gt_valid, iou_thr, box_mode, clamp, empty_box,
-                out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, reps, quad):
+                out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, out_invalid, reps, quad,
+                reps4, ws):
+  (tmp, big, act, parent, attr, rpos, rlist, win, hole_level, hparent, hact, hattr, hlist, need,
+   counts, bucket, dq, order, levels, lhist, q) = ws
   _, raw_h, raw_w = maps.shape
   resize = iy.shape[0] > 0
-  height = iy.shape[0] if resize else raw_h
-  width = ix.shape[0] if resize else raw_w
-  tmp = np.empty((raw_h if resize else 0, width), np.float64)
-  big = np.empty((height if resize else 0, width), np.float64)
-  shift = 1
-  while (1 << shift) < width + 2:
-    shift += 1
-  n = (height + 2) * (1 << shift)
-  hw = height * width
-  act = np.empty(n, np.uint8)
-  parent = np.empty(n, np.int32)
-  # per component id: area, first pixel, x0, x1, y0, y1, V2 hit level,
-  # 2 x quad area, 4 x Euler number (one row)
-  attr = np.empty((hw, 9), np.int32)
-  track = max_boxes > 0 or (want_v1 and largest == LARGEST_CONTOUR) or (want_v2 and hole_boxes)
-  rpos = np.empty(hw if track else 1, np.int32)
-  rlist = np.empty(hw if track else 1, np.int32)
-  holes = np.zeros(q_float.shape[0], np.int64)
-  hole2 = np.zeros(q_float.shape[0], np.int64)
-  hole_level = np.zeros(q_float.shape[0], np.int64)
+  height = levels.shape[0]
+  width = levels.shape[1]
   num_j = iou_thr.shape[0]
   holes_on = want_v2 and hole_boxes
-  hparent = np.empty(n if holes_on else 0, np.int32)
-  hattr = np.empty((n if holes_on else 0, 7), np.int32)
-  horder = np.empty(hw if holes_on else 0, np.int32)
-  hlist = np.empty(hw if holes_on else 0, np.int32)
-  hcounts = np.empty(num_levels + 2, np.int64)
-  need = np.zeros(q_float.shape[0], np.bool_)
-  counts = np.empty(max(num_levels, q_float.shape[0]) + 2, np.int64)
-  bucket = np.empty(num_levels, np.int64)
-  dq = np.empty(q_float.shape[0] + 1, np.int64)
-  order = np.empty(hw, np.int32)
-  levels = np.empty((height, width), np.int32)
-  q = np.empty(q_float.shape[0], np.int32)
   for b in range(lo, hi):
+    finite = True
+    for y in range(raw_h):
+      for x in range(raw_w):
+        finite &= np.isfinite(maps[b, y, x])
+    out_invalid[b] = not finite
     if resize:
       _resize_cubic64(maps[b], iy, wy, ix, wx, tmp, big)
-      _quantize_map(big, mode, normalize, ts, table, lut, levels, q, q_float)
+      _quantize_map(big, mode, normalize, ts, table, lut, levels, q, q_float, lhist)
     else:
-      _quantize_map(maps[b], mode, normalize, ts, table, lut, levels, q, q_float)
-    _scan_map(levels, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_boxes,
+      _quantize_map(maps[b], mode, normalize, ts, table, lut, levels, q, q_float, lhist)
+    win[0] = width
+    win[1] = height
+    win[2] = -1
+    win[3] = -1
+    nb = _scan_map(levels, lhist, num_levels, q, want_v1, want_v2, max_boxes, largest, hole_boxes,
               gt[b], gt_valid[b], iou_thr, box_mode, clamp, empty_box,
               out_box[b], out_area[b], out_v2[b], out_mbox[b], out_marea[b], out_ncomp[b],
-              holes, hole2, act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps,
+              need, win, act, parent, attr, rpos, rlist, counts, order, bucket, dq, reps,
               quad)
     if holes_on:
-      # Holes matter only at queries with a hole where the components' boxes do not
-      # already meet every IoU threshold, and where a hole box could be large enough:
-      # a hole of k pixels spans w + h <= k - 1, so its contour box has area <=
-      # ((k + 7) / 2)^2, and IoU <= area ratio.
       any_need = False
       for t in range(q.shape[0]):
-        need[t] = False
-        if holes[t] > 0 and out_v2[b, t] < num_j:
-          k_max = np.float64(hole2[t])  # no hole has more pixels (see _scan_map)
-          bound = ((k_max + 7.0) / 2.0) ** 2
-          thr = np.float64(iou_thr[out_v2[b, t]])
-          for g in range(gt.shape[1]):
-            if gt_valid[b, g]:
-              ga = (np.float64(gt[b, g, 2]) - gt[b, g, 0] + 1.0) * (
-                  np.float64(gt[b, g, 3]) - gt[b, g, 1] + 1.0)
-              if bound >= thr * ga - 1e-6 * ga:
-                need[t] = True
-          any_need = any_need or need[t]
+        any_need = any_need or need[t]
       if any_need:
-        _hole_levels(levels, q, need, num_levels, gt[b], gt_valid[b], iou_thr, box_mode, clamp,
-                     hole_level, hparent, hattr, horder, hcounts, hlist)
+        _hole_levels(q, need, win, num_levels, width, height, order, counts, dq, nb, gt[b],
+                     gt_valid[b], iou_thr, box_mode, clamp, hole_level, hparent, hact, hattr,
+                     hlist, reps4)
         for t in range(q.shape[0]):
           if need[t] and hole_level[t] > out_v2[b, t]:
             out_v2[b, t] = hole_level[t]
@@ -1032,6 +1097,15 @@ def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, 
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
+_TLS = threading.local()
+
+
+def _thread_workspace(key):
+  """This thread's scratch arrays for maps of the shape described by ``key`` (the last one kept)."""
+  if getattr(_TLS, "key", None) != key:
+    _TLS.ws = _make_workspace(*key)
+    _TLS.key = key
+  return _TLS.ws
 
 
 def default_num_threads() -> int:
@@ -1087,7 +1161,8 @@ def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lu
     ``area`` int32 ``[B, T]`` (pixels; 0 = empty foreground), ``v2_level`` int8
     ``[B, T]`` (number of IoU thresholds met by the best box),
     ``num_components`` int32 ``[B, T]``, ``multi_box`` int32 ``[B, T, K, 4]``,
-    ``multi_area`` int32 ``[B, T, K]``.
+    ``multi_area`` int32 ``[B, T, K]``, ``invalid`` bool ``[B]`` (the map,
+    before any resize, has a NaN or inf).
   """
   maps = np.ascontiguousarray(maps, dtype=np.float32)
   num_b = maps.shape[0]
@@ -1130,22 +1205,38 @@ def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lu
       "num_components": np.zeros((num_b, num_t), np.int32),
       "multi_box": np.zeros((num_b, num_t, k, 4), np.int32),
       "multi_area": np.zeros((num_b, num_t, k), np.int32),
+      "invalid": np.zeros(num_b, np.bool_),
   }
   if num_b == 0:
     return out
   head = (maps, int(mode), bool(normalize), ts, table, lut, q_float, num_levels)
   tail = (iy, wy, ix, wx, bool(want_v1), bool(want_v2), k, int(largest), bool(hole_boxes), gt,
           gt_valid, iou_thr, int(box_mode), bool(clamp), eb, out["box"], out["area"],
-          out["v2_level"], out["multi_box"], out["multi_area"], out["num_components"], _REPS,
-          _QUAD)
+          out["v2_level"], out["multi_box"], out["multi_area"], out["num_components"],
+          out["invalid"], _REPS, _QUAD, _REPS4)
   threads = default_num_threads() if num_threads is None else max(1, int(num_threads))
   threads = min(threads, num_b)
-  if threads == 1:
-    _scan_chunk(*head, 0, num_b, *tail)
-    return out
-  bounds = np.linspace(0, num_b, threads + 1).round().astype(int)
-  futures = [_pool().submit(_scan_chunk, *head, int(lo), int(hi), *tail)
-             for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
-  for f in futures:
-    f.result()
+  track = k > 0 or (want_v1 and largest == LARGEST_CONTOUR) or (want_v2 and hole_boxes)
+  ws_key = (maps.shape[1], maps.shape[2], height, width, num_levels, num_t, bool(track),
+            bool(want_v2 and hole_boxes), resize_taps is not None)
+  # Dynamic scheduling: workers (the calling thread among them) take chunks of a few maps
+  # from a shared counter, so one slow (noisy) map does not hold up a static half of the batch.
+  chunk = max(1, min(4, -(-num_b // (8 * threads))))
+  num_chunks = -(-num_b // chunk)
+  tickets = itertools.count()
+
+  def work():
+    ws = _thread_workspace(ws_key)
+    while True:
+      i = next(tickets)  # atomic under the GIL
+      if i >= num_chunks:
+        return
+      _scan_chunk(*head, i * chunk, min(num_b, (i + 1) * chunk), *tail, ws)
+
+  futures = [_pool().submit(work) for _ in range(threads - 1)]
+  try:
+    work()
+  finally:
+    for f in futures:  # never return (or raise) while a worker still writes into `out`
+      f.result()
   return out

@@ -368,6 +368,9 @@ class BoxAccuracy:
         (see the module docstring).
     """
     maps, gt_boxes, gt_mask, correct, valid = self._check(maps, gt_boxes, gt_mask, correct, valid)
+    if _scans_on_host(self, state, maps, gt_boxes, gt_mask, correct, valid):
+      out, hw = _scan(self, maps, gt_boxes, gt_mask)
+      return _update_from_scan_jit(self, hw, state, out, gt_boxes, gt_mask, correct, valid)
     return _update_jit(self, state, maps, gt_boxes, gt_mask, correct, valid)
 
   def image_hits(self, maps: ArrayLike, gt_boxes: ArrayLike, gt_mask: ArrayLike | None = None
@@ -379,6 +382,9 @@ class BoxAccuracy:
     Arguments as in :meth:`update`; jitted.
     """
     maps, gt_boxes, gt_mask, _, _ = self._check(maps, gt_boxes, gt_mask, None, None)
+    if _scans_on_host(self, maps, gt_boxes, gt_mask):
+      out, hw = _scan(self, maps, gt_boxes, gt_mask)
+      return _hits_from_scan_jit(self, out, hw, gt_boxes, gt_mask)
     return _image_hits_jit(self, maps, gt_boxes, gt_mask)
 
   def update_fn(self, state, maps, gt_boxes, gt_mask, correct, valid):
@@ -531,38 +537,51 @@ def _check_bool(x, shape, name):
     raise ValueError(f"`{name}` must be a bool array, got dtype {_checks.dtype_of(x)}.")
 
 
-def _image_hits_impl(ev: BoxAccuracy, maps, gt_boxes, gt_mask):
-  """Per-image hits ``[B, J, T]`` for V1 and V2 (all False where disabled)."""
+def _scan(ev: BoxAccuracy, maps, gt_boxes, gt_mask):
+  """The component scan of a batch: (its output dict, the frame (H, W) of the boxes)."""
   proto = ev.protocol
   backend = _ccl.resolve_backend(ev.backend)
   exact = backend == "numba"  # contour area, hole boxes and the float64 resize
-  maps = jnp.asarray(maps, jnp.float32)
-  b, h, w = maps.shape
+  b, h, w = np.shape(maps)
   resize_to = None
   if ev.image_size is not None and (h, w) != tuple(ev.image_size):
     if proto.resize_float64 and exact:
       resize_to = tuple(ev.image_size)  # cv2.resize of the float64 map, inside the kernel
     else:  # a constant raw map stays constant (upsample_maps), so it has no foreground
-      maps = cam_lib.upsample_maps(maps, ev.image_size, proto.resize_method)
+      maps = cam_lib.upsample_maps(jnp.asarray(maps, jnp.float32), ev.image_size,
+                                   proto.resize_method)
     h, w = ev.image_size
-  gt = jnp.asarray(gt_boxes, jnp.float32)
-  gt_mask = jnp.asarray(gt_mask, jnp.bool_)
   out = _ccl.component_scan(
       maps, ev.cam_thresholds, quantization=proto.quantization, normalize=True,
       resize_to=resize_to, backend=backend, want_v1=ev.v1,
       largest=proto.largest if exact else "pixels",
-      gt=gt if ev.v2 else None, gt_valid=gt_mask, iou_thresholds=ev.iou_thresholds,
+      gt=gt_boxes if ev.v2 else None, gt_valid=gt_mask, iou_thresholds=ev.iou_thresholds,
       box_convention=proto.box_convention, clamp=proto.clamp_iou, empty_box=proto.empty_box,
       hole_boxes=proto.hole_boxes and exact, num_threads=ev.num_threads,
       threshold_chunk=ev.threshold_chunk)
+  return out, (h, w)
+
+
+def _scans_on_host(ev: BoxAccuracy, *args) -> bool:
+  """True when the scan can run eagerly on host arrays (numba backend, no tracers): then
+  the maps are read in place rather than copied into a jit call and out to a callback."""
+  return _ccl.resolve_backend(ev.backend) == "numba" and not _ccl._is_traced(*args)
+
+
+def _hits_from_scan(ev: BoxAccuracy, out, hw, gt_boxes, gt_mask):
+  """Per-image hits ``[B, J, T]`` for V1 and V2 (all False where disabled)."""
+  proto = ev.protocol
+  gt = jnp.asarray(gt_boxes, jnp.float32)
+  gt_mask = jnp.asarray(gt_mask, jnp.bool_)
+  b = gt.shape[0]
   j, t = len(ev.iou_thresholds), len(ev.cam_thresholds)
   if ev.v1:
-    box = out["box"]
+    box = jnp.asarray(out["box"])
     if proto.box_convention == "contour_clipped":
-      box = boxes_lib.to_contour_convention(box, (h, w))
+      box = boxes_lib.to_contour_convention(box, hw)
     elif proto.box_convention == "contour":
       box = boxes_lib.to_contour_convention(box)
-    empty = out["area"] == 0
+    empty = jnp.asarray(out["area"]) == 0
     if proto.empty_box is not None:
       box = jnp.where(empty[..., None], jnp.asarray(proto.empty_box, box.dtype), box)
     level = boxes_lib.iou_levels(box[:, :, None, :], gt[:, None, :, :], ev.iou_thresholds,
@@ -574,19 +593,26 @@ def _image_hits_impl(ev: BoxAccuracy, maps, gt_boxes, gt_mask):
   else:
     hit = jnp.zeros((b, j, t), jnp.bool_)
   if ev.v2:
-    hit2 = out["v2_level"][:, None, :] > jnp.arange(j)[None, :, None]
+    hit2 = jnp.asarray(out["v2_level"])[:, None, :] > jnp.arange(j)[None, :, None]
   else:
     hit2 = jnp.zeros((b, j, t), jnp.bool_)
   return hit, hit2
 
 
+def _image_hits_impl(ev: BoxAccuracy, maps, gt_boxes, gt_mask):
+  """Per-image hits ``[B, J, T]`` for V1 and V2 (all False where disabled)."""
+  out, hw = _scan(ev, maps, gt_boxes, gt_mask)
+  return _hits_from_scan(ev, out, hw, gt_boxes, gt_mask)
+
+
 _image_hits_jit = jax.jit(_image_hits_impl, static_argnums=0)
+_hits_from_scan_jit = jax.jit(_hits_from_scan, static_argnums=(0, 2))
 
 
-def _update_impl(ev: BoxAccuracy, state, maps, gt_boxes, gt_mask, correct, valid):
-  hit, hit2 = _image_hits_impl(ev, maps, gt_boxes, gt_mask)
+def _accumulate(ev: BoxAccuracy, state, hit, hit2, invalid, correct, valid):
+  """The state after one batch's hits (bool ``[B, J, T]``) and invalid-map flags ``[B]``."""
   valid = jnp.asarray(valid, jnp.bool_)
-  invalid = ~jnp.all(jnp.isfinite(jnp.asarray(maps, jnp.float32)), axis=(1, 2))
+  invalid = jnp.asarray(invalid, jnp.bool_)
   ok = valid[:, None, None]
   ok_top1 = ok & (correct[:, None, None] if correct is not None else False)
 
@@ -613,7 +639,19 @@ def _update_impl(ev: BoxAccuracy, state, maps, gt_boxes, gt_mask, correct, valid
       num_invalid_maps=state.num_invalid_maps + jnp.sum(invalid & valid, dtype=jnp.int32))
 
 
+def _update_impl(ev: BoxAccuracy, state, maps, gt_boxes, gt_mask, correct, valid):
+  out, hw = _scan(ev, maps, gt_boxes, gt_mask)
+  hit, hit2 = _hits_from_scan(ev, out, hw, gt_boxes, gt_mask)
+  return _accumulate(ev, state, hit, hit2, out["invalid"], correct, valid)
+
+
+def _update_from_scan(ev: BoxAccuracy, hw, state, out, gt_boxes, gt_mask, correct, valid):
+  hit, hit2 = _hits_from_scan(ev, out, hw, gt_boxes, gt_mask)
+  return _accumulate(ev, state, hit, hit2, out["invalid"], correct, valid)
+
+
 _update_jit = jax.jit(_update_impl, static_argnums=0)
+_update_from_scan_jit = jax.jit(_update_from_scan, static_argnums=(0, 1))
 
 
 def max_box_accuracy(protocol: str = "clean", *, cam_thresholds: ArrayLike | None = None,

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import ndimage
 
@@ -89,6 +89,7 @@ def _box(draw):
 
 
 @given(_box(), _box())
+@example(np.array([0, 2, 0, 2]), np.array([3, 0, 3, 0]))  # legacy union 0: IoU 0
 def test_iou_properties(a, b):
   ab = float(B.box_iou(a, b))
   assert ab == float(B.box_iou(b, a))  # symmetric
@@ -106,7 +107,10 @@ def test_iou_properties(a, b):
     assert un <= 0.0 and ab == 0.0  # disjoint in one axis: negative (or zero) intersection
   else:
     assert ab == 0.0 and un >= 0.0  # disjoint in both: the product of two widths <= 0
-    assert (un > 0.0) == (w < 0 and h < 0)  # the spurious positive IoU of legacy code
+    area = lambda z: (z[2] - z[0] + 1) * (z[3] - z[1] + 1)
+    union = area(a) + area(b) - w * h  # the legacy "intersection" w * h >= 0 can exceed it
+    # the spurious positive IoU of legacy code; a non-positive union scores 0 (no division)
+    assert (un > 0.0) == (w < 0 and h < 0 and union > 0)
 
 
 def test_contour_convention():
@@ -345,13 +349,16 @@ def test_kernel_quantization_reproduces_the_references():
   table = C.gray_threshold_table(th)
   levels = np.empty((16, 16), np.int32)
   qo = np.empty(len(th), np.int32)
+  hist = np.full(257, -5, np.int64)  # the kernel zeroes it
   lev_jax, _, _ = C.quantize_maps(maps, th, "uint8", normalize=True)
   for quant in ("uint8", "cubehelix"):
     for i in range(len(maps)):
       _ccl_numba._quantize_map(maps[i], C.QUANTIZATIONS[quant], True, np.zeros(1, np.float32),
-                               table, C.CUBEHELIX_GRAY, levels, qo, np.zeros(len(th), np.int32))
+                               table, C.CUBEHELIX_GRAY, levels, qo, np.zeros(len(th), np.int32),
+                               hist)
       ref = _reference_gray(maps[i], quant)
       np.testing.assert_array_equal(levels, ref, err_msg=f"{quant} map {i}")
+      np.testing.assert_array_equal(hist, np.bincount(ref.ravel(), minlength=257))
       np.testing.assert_array_equal(qo, table[ref.max()])
       if quant == "uint8":  # XLA's division: at most one level off, rarely
         assert np.mean(np.asarray(lev_jax[i]) == ref) >= 0.98

@@ -318,22 +318,31 @@ def test_valid_mask_correct_none_and_merge(data):
   assert int(none.hits.sum()) == 0 and int(none.num_images) == 8
 
 
-def test_update_does_not_retrace(data):
+def test_update_does_not_retrace_and_host_path_equals_traced(data):
+  """``update`` on host arrays scans outside ``jit`` (maps read in place); inside a ``jit`` the
+  same scan runs through ``pure_callback``: both give the same state, NaN maps included, and
+  neither retraces per batch."""
   maps, gts, gt_mask, correct = data
+  maps = np.array(maps)
+  maps[3, 5, 5] = np.nan
+  maps[17] = np.inf
   ev = L.max_box_accuracy("wsolevaluation", cam_thresholds=TH, iou_thresholds=IOUS)
   step = jax.jit(chex.assert_max_traces(ev.update_fn, n=1))
   state = ev.init()
   for lo in range(0, 24, 8):
     sl = slice(lo, lo + 8)
     state = step(state, maps[sl], gts[sl], gt_mask[sl], correct[sl], np.ones(8, bool))
-  before = L._update_jit._cache_size()
+  before = L._update_from_scan_jit._cache_size()
   s2 = ev.init()
   for lo in range(0, 24, 8):
     sl = slice(lo, lo + 8)
     s2 = ev.update(s2, maps[sl], gts[sl], gt_mask[sl], correct=correct[sl])
-  assert L._update_jit._cache_size() <= before + 1
-  for f in ("hits", "hits_v2", "hits_top1"):
+  assert L._update_from_scan_jit._cache_size() <= before + 1
+  assert int(state.num_invalid_maps) == int(s2.num_invalid_maps) == 2
+  for f in ("hits", "hits_v2", "hits_top1", "num_images", "num_correct"):
     np.testing.assert_array_equal(getattr(state, f), getattr(s2, f))
+  np.testing.assert_array_equal(np.asarray(ev.image_hits(maps, gts, gt_mask)),
+                                np.asarray(jax.jit(ev.image_hits)(maps, gts, gt_mask)))
 
 
 def test_jax_backend_matches_numba(data):

@@ -322,3 +322,113 @@ def test_random_cam_like_maps_paper_with_resize():
     maps = maps[keep]
     gts, mask = random_gts(rng, len(maps), 224)
     _check("paper", maps, (224, 224), np.arange(0, 1, 0.05), gts, mask)
+
+
+
+def test_hole_reaching_only_the_next_iou_threshold_is_found():
+  """The hole pass is skipped where no hole could reach the *next* IoU threshold; here the
+  component's box misses 0.3 and its hole's box reaches 0.3 but not 0.5, inside a component whose
+  extent covers just 620 of the GT's 1,600 pixels (enough for 0.3, not for 0.5)."""
+  size = 96
+  m = np.zeros((1, size, size), np.float32)
+  m[0, 5:35, 20:81] = 1.0  # a frame plus a bar reaching far right of the GT
+  m[0, 6:31, 21:38] = 0.0  # the hole: extent x 21..37, y 6..30 -> box (20, 5, 39, 32)
+  gts = np.array([[[0, 0, 39, 39]]], np.float32)
+  mask = np.ones((1, 1), bool)
+  th = np.array([0.0, 0.5])
+  _check("wsolevaluation", m, (size, size), th, gts, mask)
+  h1, h2 = _ours("wsolevaluation", m, (size, size), th, gts, mask)
+  assert not h1[0].any()  # the component's own box: IoU 620 / 2902
+  np.testing.assert_array_equal(h2[0, :, 1], [True, False, False])  # hole box: IoU 560 / 1600
+
+
+def test_hole_size_bound_is_met_exactly_by_a_thin_l_shaped_hole():
+  """The hole-size bound that skips the hole pass, box area <= ((k + 7) / 2)^2 for a hole of k
+  pixels, is attained: a 1-pixel-wide L of 19 pixels (10 x 10 extent) in a solid 40 x 40 component
+  has the contour box 13 x 13 = 169 = ((19 + 7) / 2)^2. Against a 20 x 20 GT around it the component's
+  box misses 0.3 (IoU 400 / 1681) and the hole's box hits it (169 / 400); any tighter bound would
+  skip this hole (0.3 x 400 = 120 > 100 = ((19 + 1) / 2)^2)."""
+  size = 64
+  m = np.zeros((1, size, size), np.float32)
+  m[0, 10:50, 10:50] = 1.0
+  m[0, 25:35, 25] = 0.0  # the L: x 25, y 25..34 ...
+  m[0, 34, 25:35] = 0.0  # ... and y 34, x 25..34
+  gts = np.array([[[21, 21, 40, 40]]], np.float32)
+  mask = np.ones((1, 1), bool)
+  th = np.array([0.5])
+  _check("wsolevaluation", m, (size, size), th, gts, mask)
+  h1, h2 = _ours("wsolevaluation", m, (size, size), th, gts, mask)
+  assert not h1[0].any()
+  np.testing.assert_array_equal(h2[0, :, 0], [True, False, False])
+
+def ring_like(rng, n, size):
+  """Maps [n, size, size] whose holes decide V2: 1-3 graded annuli (some open, some touching the
+  border, some with a blob or a smaller ring inside the hole), sometimes a thin rectangular frame,
+  plus noise; GT boxes [n, 3, 4]: near the first hole's box (jittered), the frame's outer or inner
+  box, and a random one."""
+  yy, xx = np.mgrid[0:size, 0:size] + 0.5
+  maps = np.empty((n, size, size), np.float32)
+  boxes = []
+  for i in range(n):
+    m = np.zeros((size, size))
+    g = []
+    for k in range(int(rng.integers(1, 4))):
+      cx, cy = rng.uniform(-0.05, 1.05, 2) * size if k else rng.uniform(0.3, 0.7, 2) * size
+      r = rng.uniform(0.08, 0.35) * size
+      width = rng.uniform(1.0, 0.35 * r)
+      d = np.hypot((xx - cx) / rng.uniform(0.7, 1.3), yy - cy)
+      ring = np.exp(-0.5 * ((d - r) / width) ** 2) * rng.uniform(0.5, 1.0)
+      if rng.random() < 0.25:  # an open ring: its "hole" reaches the outside
+        ring[np.abs(np.arctan2(yy - cy, xx - cx) - rng.uniform(-3, 3)) < 0.3] = 0.0
+      m += ring
+      if rng.random() < 0.3:  # something inside the hole
+        m += rng.uniform(0.3, 1.0) * np.exp(-0.5 * (d / (0.25 * r)) ** 2)
+      if k == 0:
+        j = rng.normal(0, 0.12 * r, 4)
+        g.append([cx - r + j[0], cy - r + j[1], cx + r + j[2], cy + r + j[3]])
+    if rng.random() < 0.5:  # a thin rectangular frame (1-2 px walls, the hole at the box edge)
+      x0, y0 = rng.integers(0, size - 12, 2)
+      x1, y1 = x0 + rng.integers(8, size - x0), y0 + rng.integers(8, size - y0)
+      th = int(rng.integers(1, 3))
+      frame = np.zeros((size, size))
+      frame[y0:y1, x0:x1] = rng.uniform(0.4, 1.2)
+      frame[y0 + th:y1 - th, x0 + th:x1 - th] = 0.0
+      m = np.maximum(m, frame)
+      g.append([x0, y0, x1, y1] if rng.random() < 0.5 else [x0 + th, y0 + th, x1 - th, y1 - th])
+    m += rng.normal(0, rng.choice([0.0, 0.02, 0.1]), m.shape)
+    maps[i] = m
+    x0, y0 = rng.integers(0, size - 8, 2)
+    g.append([x0, y0, x0 + rng.integers(6, size // 2), y0 + rng.integers(6, size // 2)])
+    boxes.append(np.clip(np.round(g[:3]), 0, size - 1))
+  gts = np.zeros((n, 3, 4), np.float32)
+  mask = np.zeros((n, 3), bool)
+  for i, b in enumerate(boxes):
+    gts[i, :len(b)] = b
+    mask[i, :len(b)] = True
+  gts[..., 2:] = np.maximum(gts[..., 2:], gts[..., :2])
+  return maps, gts, mask
+
+
+def test_random_rings_where_hole_boxes_decide():
+  """V2 with hole contours against the RETR_TREE reference on maps built so that holes matter:
+  identical decisions, and the holes really decide (RETR_EXTERNAL would differ in many cells)."""
+  rng = np.random.default_rng(11)
+  size, n = 96, 24
+  maps, gts, mask = ring_like(rng, n, size)
+  th = np.arange(0, 1, 0.02)
+  assert _check("wsolevaluation", maps, (size, size), th, gts, mask) == 2 * n * 3 * len(th)
+  _, h2 = _ours("wsolevaluation", maps, (size, size), th, gts, mask)
+  outer_only = np.zeros_like(h2)
+  for i in range(n):
+    m = maps[i].astype(np.float64)
+    m = (m - m.min()) / (m.max() - m.min())
+    gray = (m * 255).astype(np.uint8)
+    for k, t in enumerate(th):
+      _, fg = cv2.threshold(gray, int(t * gray.max()), 255, cv2.THRESH_BINARY)
+      cs = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[-2]
+      bx = [[x, y, min(x + w, size - 1), min(y + h, size - 1)]
+            for x, y, w, h in map(cv2.boundingRect, cs)] or [[0, 0, 0, 0]]
+      best = _iou(bx, gts[i][mask[i]], True).max()
+      outer_only[i, :, k] = [best >= d for d in IOUS]
+  print("hole-decided cells", (outer_only != h2).sum())
+  assert (outer_only != h2).sum() >= 100, (outer_only != h2).sum()

@@ -74,6 +74,8 @@ T_CAM = ("tests/test_cam.py",)
 T_BOXES = ("tests/test_boxes.py",)
 T_LOC = ("tests/test_localization.py",)
 T_BOXES_LOC = ("tests/test_boxes.py", "tests/test_localization.py")
+T_RINGS = ("tests/test_wsol_parity.py::test_random_rings_where_hole_boxes_decide",
+           "tests/test_wsol_parity.py::test_hole_reaching_only_the_next_iou_threshold_is_found")
 T_TRAIN = ("tests/test_train.py",)
 T_TRANSFORMS = ("tests/test_data_transforms.py",)
 T_BN = ("tests/test_models.py", "tests/test_models_convert.py", "tests/test_torch_equivalence.py",
@@ -160,8 +162,17 @@ MUTANTS: list[M] = [
       "             | (np.uint64(act[p + u1]) << u4)\n"
       "             | (np.uint64(act[p + us]) << u6))", T_BOXES,
       "4-connectivity (numba)"),
-    M(CCL_NUMBA, "    x1 = min(x1 + 1, width - 1)\n", "    x1 = min(x1 + 1, width)\n", T_BOXES_LOC,
-      "contour clip to W instead of W - 1 (numba)"),
+    M(CCL_NUMBA, "    x1 = min(x1 + 1, width - 1)\n    y1 = min(y1 + 1, height - 1)\n"
+      "  elif box_mode == BOX_CONTOUR:\n    x1 = x1 + 1\n    y1 = y1 + 1\n  one = np.float32(1.0)\n",
+      "    x1 = min(x1 + 1, width)\n    y1 = min(y1 + 1, height - 1)\n"
+      "  elif box_mode == BOX_CONTOUR:\n    x1 = x1 + 1\n    y1 = y1 + 1\n  one = np.float32(1.0)\n",
+      T_BOXES_LOC, "contour clip to W instead of W - 1 (numba)"),
+    M(CCL_NUMBA, "            win[0] = min(win[0], attr[c, 2])",
+      "            win[0] = min(win[0], attr[c, 2] + 1)", T_RINGS,
+      "hole-pass window one column short (numba)"),
+    M(CCL_NUMBA, "thr = np.float64(iou_thr[out_v2[t]])",
+      "thr = np.float64(iou_thr[min(out_v2[t] + 1, num_j - 1)])", T_RINGS,
+      "hole pass skipped unless a hole could pass the threshold after next (numba)"),
     M(CCL_JAX, "if dy == 1 and dx == 1:", "if (dy == 1) == (dx == 1):", T_BOXES,
       "4-connectivity (JAX)"),
     M(LOCALIZATION, '"paper": Protocol("paper", "bicubic", "cubehelix", "contour",',

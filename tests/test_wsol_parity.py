@@ -344,22 +344,23 @@ def test_hole_reaching_only_the_next_iou_threshold_is_found():
 
 def test_hole_size_bound_is_met_exactly_by_a_thin_l_shaped_hole():
   """The hole-size bound that skips the hole pass, box area <= ((k + 7) / 2)^2 for a hole of k
-  pixels, is attained: a 1-pixel-wide L of 19 pixels (10 x 10 extent) in a solid 40 x 40 component
-  has the contour box 13 x 13 = 169 = ((19 + 7) / 2)^2. Against a 20 x 20 GT around it the component's
-  box misses 0.3 (IoU 400 / 1681) and the hole's box hits it (169 / 400); any tighter bound would
-  skip this hole (0.3 x 400 = 120 > 100 = ((19 + 1) / 2)^2)."""
+  pixels, is attained: a 1-pixel-wide L of 19 pixels (10 x 10 extent) in a solid 44 x 44 component
+  has the contour box 13 x 13 = 169 = ((19 + 7) / 2)^2. Against a 23 x 24 GT around it the
+  component's box misses 0.3 (IoU 552 / 2025) and the hole's box just hits it (169 / 552 = 0.306):
+  0.3 x 552 = 165.6 > 144 = ((19 + 5) / 2)^2, so any tighter bound would skip this hole."""
   size = 64
   m = np.zeros((1, size, size), np.float32)
-  m[0, 10:50, 10:50] = 1.0
+  m[0, 10:54, 10:54] = 1.0
   m[0, 25:35, 25] = 0.0  # the L: x 25, y 25..34 ...
-  m[0, 34, 25:35] = 0.0  # ... and y 34, x 25..34
-  gts = np.array([[[21, 21, 40, 40]]], np.float32)
+  m[0, 34, 25:35] = 0.0  # ... and y 34, x 25..34; contour box (24, 24, 36, 36)
+  gts = np.array([[[20, 20, 42, 43]]], np.float32)
   mask = np.ones((1, 1), bool)
   th = np.array([0.5])
   _check("wsolevaluation", m, (size, size), th, gts, mask)
   h1, h2 = _ours("wsolevaluation", m, (size, size), th, gts, mask)
   assert not h1[0].any()
   np.testing.assert_array_equal(h2[0, :, 0], [True, False, False])
+
 
 def ring_like(rng, n, size):
   """Maps [n, size, size] whose holes decide V2: 1-3 graded annuli (some open, some touching the

@@ -75,7 +75,8 @@ T_BOXES = ("tests/test_boxes.py",)
 T_LOC = ("tests/test_localization.py",)
 T_BOXES_LOC = ("tests/test_boxes.py", "tests/test_localization.py")
 T_RINGS = ("tests/test_wsol_parity.py::test_random_rings_where_hole_boxes_decide",
-           "tests/test_wsol_parity.py::test_hole_reaching_only_the_next_iou_threshold_is_found")
+           "tests/test_wsol_parity.py::test_hole_reaching_only_the_next_iou_threshold_is_found",
+           "tests/test_wsol_parity.py::test_hole_size_bound_is_met_exactly_by_a_thin_l_shaped_hole")
 T_TRAIN = ("tests/test_train.py",)
 T_TRANSFORMS = ("tests/test_data_transforms.py",)
 T_BN = ("tests/test_models.py", "tests/test_models_convert.py", "tests/test_torch_equivalence.py",
@@ -173,6 +174,9 @@ MUTANTS: list[M] = [
     M(CCL_NUMBA, "thr = np.float64(iou_thr[out_v2[t]])",
       "thr = np.float64(iou_thr[min(out_v2[t] + 1, num_j - 1)])", T_RINGS,
       "hole pass skipped unless a hole could pass the threshold after next (numba)"),
+    M(CCL_NUMBA, "iw * ih >= need and ((k + 7.0) / 2.0) ** 2 >= need",
+      "iw * ih >= need and ((k + 5.0) / 2.0) ** 2 >= need", T_RINGS,
+      "hole-size bound too tight: a hole that hits is skipped (numba)"),
     M(CCL_JAX, "if dy == 1 and dx == 1:", "if (dy == 1) == (dx == 1):", T_BOXES,
       "4-connectivity (JAX)"),
     M(LOCALIZATION, '"paper": Protocol("paper", "bicubic", "cubehelix", "contour",',

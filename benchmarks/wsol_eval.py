@@ -237,7 +237,7 @@ def main(argv=None) -> dict:
       todo = [(f"reference_{r}", multi) for r, multi in refs] + [(label, None) for label in evs]
       for key, multi in todo:
         if key.startswith("reference_"):
-          idx = [k for k in range(i * bs, min((i + 1) * bs, n))]
+          idx = range(i * bs, min((i + 1) * bs, n))
 
           def run_ref(idx=idx, multi=multi):
             return [reference_hits(maps[k], thresholds, gts[k][gt_mask[k]], multi, ious)
@@ -245,7 +245,7 @@ def main(argv=None) -> dict:
 
           hits = timed(key, rep, run_ref)
           if rep == 0:
-            ref[key.split("_")[1]][idx] = np.stack(hits)
+            ref[key.split("_")[1]][idx.start:idx.stop] = np.stack(hits)
         else:
           ev = evs[key]
           st[key] = timed(key, rep, lambda ev=ev, s=st[key]: jax.block_until_ready(

@@ -102,12 +102,14 @@ from infocam_jax._ccl import (BOX_CONTOUR, BOX_CONTOUR_CLIPPED, BOX_INCLUSIVE, L
 _RING = ((-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1))
 
 
-def _representatives_table() -> np.ndarray:
-  """[256, 5] int8: for a bit mask of active neighbours, the count and ring
-  indices of one representative per group of mutually 8-adjacent ones."""
+def _representatives_table(members, joined) -> np.ndarray:
+  """[256, 5] int8: for a bit mask of active neighbours (ring order ``_RING``),
+  the count and ring indices of one representative per group of the active
+  ``members``, two being in one group when ``joined(a, b, mask)``; the lowest
+  index represents its group (W when active)."""
   table = np.zeros((256, 5), np.int8)
   for mask in range(256):
-    active = [j for j in range(8) if mask >> j & 1]
+    active = [j for j in members if mask >> j & 1]
     group = {j: j for j in active}
 
     def root(a):
@@ -117,8 +119,7 @@ def _representatives_table() -> np.ndarray:
 
     for a in active:
       for b in active:
-        (ax, ay), (bx, by) = _RING[a], _RING[b]
-        if max(abs(ax - bx), abs(ay - by)) == 1:
+        if joined(a, b, mask):
           ra, rb = root(a), root(b)
           if ra != rb:
             group[max(ra, rb)] = min(ra, rb)
@@ -129,39 +130,21 @@ def _representatives_table() -> np.ndarray:
   return table
 
 
-_REPS = _representatives_table()
+def _adjacent8(a, b, mask):
+  (ax, ay), (bx, by) = _RING[a], _RING[b]
+  return max(abs(ax - bx), abs(ay - by)) == 1
 
 
-def _representatives4_table() -> np.ndarray:
-  """[256, 5] int8: as ``_REPS`` for 4-connectivity (the background of the
-  hole pass): among the active 4-neighbours W, N, E, S of a mask (ring order
-  ``_RING``), one representative per group, two being grouped when the
-  diagonal pixel between them is active too; W first when active."""
-  table = np.zeros((256, 5), np.int8)
-  four = (0, 2, 4, 6)
-  for mask in range(256):
-    active = [j for j in four if mask >> j & 1]
-    group = {j: j for j in active}
-
-    def root(a):
-      while group[a] != a:
-        a = group[a]
-      return a
-
-    for a in active:
-      b = (a + 2) % 8
-      if b in group and mask >> (a + 1) % 8 & 1:  # the corner between a and b is active
-        ra, rb = root(a), root(b)
-        if ra != rb:
-          group[max(ra, rb)] = min(ra, rb)
-    reps = sorted({root(a) for a in active})
-    table[mask, 0] = len(reps)
-    table[mask, 1:1 + len(reps)] = reps
-  table.setflags(write=False)
-  return table
+def _joined4(a, b, mask):
+  """4-neighbours a, b (a then b clockwise) with the diagonal pixel between them active."""
+  return b == (a + 2) % 8 and bool(mask >> (a + 1) % 8 & 1)
 
 
-_REPS4 = _representatives4_table()
+# Foreground (8-connected): mutually 8-adjacent neighbours are already one component.
+_REPS = _representatives_table(range(8), _adjacent8)
+# Background of the hole pass (4-connected): W, N, E, S; two are already one component
+# when the diagonal pixel between them is active too.
+_REPS4 = _representatives_table((0, 2, 4, 6), _joined4)
 
 
 def _quad_table() -> np.ndarray:
@@ -1060,7 +1043,6 @@ def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, 
   resize = iy.shape[0] > 0
   height = levels.shape[0]
   width = levels.shape[1]
-  num_j = iou_thr.shape[0]
   holes_on = want_v2 and hole_boxes
   for b in range(lo, hi):
     finite = True

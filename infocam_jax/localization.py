@@ -639,15 +639,14 @@ def _accumulate(ev: BoxAccuracy, state, hit, hit2, invalid, correct, valid):
       num_invalid_maps=state.num_invalid_maps + jnp.sum(invalid & valid, dtype=jnp.int32))
 
 
-def _update_impl(ev: BoxAccuracy, state, maps, gt_boxes, gt_mask, correct, valid):
-  out, hw = _scan(ev, maps, gt_boxes, gt_mask)
-  hit, hit2 = _hits_from_scan(ev, out, hw, gt_boxes, gt_mask)
-  return _accumulate(ev, state, hit, hit2, out["invalid"], correct, valid)
-
-
 def _update_from_scan(ev: BoxAccuracy, hw, state, out, gt_boxes, gt_mask, correct, valid):
   hit, hit2 = _hits_from_scan(ev, out, hw, gt_boxes, gt_mask)
   return _accumulate(ev, state, hit, hit2, out["invalid"], correct, valid)
+
+
+def _update_impl(ev: BoxAccuracy, state, maps, gt_boxes, gt_mask, correct, valid):
+  out, hw = _scan(ev, maps, gt_boxes, gt_mask)
+  return _update_from_scan(ev, hw, state, out, gt_boxes, gt_mask, correct, valid)
 
 
 _update_jit = jax.jit(_update_impl, static_argnums=0)

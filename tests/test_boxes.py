@@ -371,6 +371,10 @@ def test_boxes_from_maps_under_jit_and_threads():
   th = np.array([0.1, 0.5], np.float32)
   eager = np.asarray(B.boxes_from_maps(maps, th, backend="numba", num_threads=1).boxes)
   threaded = np.asarray(B.boxes_from_maps(maps, th, backend="numba", num_threads=3).boxes)
+  for b in range(maps.shape[0]):  # every map of every chunk is scanned (brute-force reference)
+    for j, t in enumerate(th):
+      comps = _brute(maps[b], t)
+      assert eager[b, j].tolist() == (comps[0][2] if comps else [0, 0, 0, 0]), (b, j)
   jitted = np.asarray(jax.jit(lambda m, t: B.boxes_from_maps(m, t, backend="numba").boxes)(
       maps, th))
   np.testing.assert_array_equal(eager, threaded)

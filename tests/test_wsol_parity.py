@@ -431,5 +431,4 @@ def test_random_rings_where_hole_boxes_decide():
             for x, y, w, h in map(cv2.boundingRect, cs)] or [[0, 0, 0, 0]]
       best = _iou(bx, gts[i][mask[i]], True).max()
       outer_only[i, :, k] = [best >= d for d in IOUS]
-  print("hole-decided cells", (outer_only != h2).sum())
   assert (outer_only != h2).sum() >= 100, (outer_only != h2).sum()

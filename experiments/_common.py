@@ -20,6 +20,7 @@ Example (an experiment's ``__main__``)::
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import sys
@@ -180,25 +181,131 @@ def config_help(config: Any, schema: Mapping[str, Any], prefix: str = "config.")
   return lines
 
 
+def load_config_module(path: str) -> Any:
+  """The config file ``path`` (``file.py``, no variant) as a module; OSError/SyntaxError propagate."""
+  name = os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(f"_cfg_{name}", path)
+  if spec is None or spec.loader is None:
+    raise OSError(f"not a Python config file: {path}")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def experiment_of(path: str) -> str:
+  """The experiment a config file is for (its ``EXPERIMENT``; '' when it declares none)."""
+  return str(getattr(load_config_module(path), "EXPERIMENT", ""))
+
+
 def config_variants(default_config: str) -> list[str]:
-  """``file.py:variant`` names offered by the config files next to ``default_config``."""
+  """``file.py:variant`` names of the config files for ``default_config``'s experiment."""
+  experiment = experiment_of(default_config)
   out = []
   for name in sorted(os.listdir(CONFIG_DIR)):
     if not name.endswith(".py") or name.startswith("_"):
       continue
-    spec = importlib.util.spec_from_file_location(f"_cfg_{name[:-3]}",
-                                                  os.path.join(CONFIG_DIR, name))
     try:
-      module = importlib.util.module_from_spec(spec)
-      spec.loader.exec_module(module)
+      module = load_config_module(os.path.join(CONFIG_DIR, name))
     except Exception:  # pylint: disable=broad-except
       continue
-    if not hasattr(module, "get_config"):
+    if not hasattr(module, "get_config") or getattr(module, "EXPERIMENT", "") != experiment:
       continue
     variants = getattr(module, "VARIANTS", None)
     rel = os.path.relpath(os.path.join(CONFIG_DIR, name))
     out.append(f"  {rel}" + (f"  variants: {', '.join(variants)}" if variants else ""))
   return out
+
+
+def _config_argument(argv: Sequence[str], default_config: str) -> str:
+  """The ``--config`` value in ``argv`` (``file.py[:variant]``), else ``default_config``."""
+  value = default_config
+  for i, a in enumerate(argv):
+    if a.startswith("--config="):
+      value = a.split("=", 1)[1]
+    elif a == "--config" and i + 1 < len(argv):
+      value = argv[i + 1]
+  return value
+
+
+def check_config_file(argv: Sequence[str], default_config: str) -> None:
+  """Refuses (status 2, one line) a ``--config`` file written for another experiment."""
+  path = _config_argument(argv, default_config).split(":", 1)[0]
+  if not os.path.isfile(path):
+    return  # ml_collections reports a missing file itself
+  try:
+    theirs, ours = experiment_of(path), experiment_of(default_config)
+  except Exception:  # pylint: disable=broad-except
+    return  # a config file's own error is reported when the flags are parsed
+  if theirs and theirs != ours:
+    fail(f"--config={path} is a config of experiments.{theirs}, not experiments.{ours}: run "
+         f"`python -m experiments.{theirs} --config={path} ...`, or pass one of:\n"
+         + "\n".join(config_variants(default_config)))
+
+
+def _leaf_paths(config: Any, prefix: str = "") -> list[str]:
+  out: list[str] = []
+  for key in config.keys():
+    value = config[key]
+    if hasattr(value, "keys") and callable(value.keys):
+      out += _leaf_paths(value, f"{prefix}{key}.")
+    else:
+      out.append(f"{prefix}{key}")
+  return out
+
+
+def override_problem(config: Any, path: str) -> str | None:
+  """What is wrong with the override ``--config.<path>=...`` for ``config`` (None: nothing).
+
+  Names the first unknown part of the path and the group it was looked up in,
+  with the closest names at that level or, failing those, the closest field
+  anywhere in the config (``train.epoch`` -> ``num_epochs``).
+
+  >>> import ml_collections
+  >>> c = ml_collections.ConfigDict({"num_epochs": 1, "optimizer": {"learning_rate": 0.1}})
+  >>> print(override_problem(c, "optimizer.learnin_rate"))
+  unknown config field 'learnin_rate' in --config.optimizer.learnin_rate: config.optimizer has no 'learnin_rate'; did you mean --config.optimizer.learning_rate?
+  >>> print(override_problem(c, "train.epoch"))
+  unknown config group 'train' in --config.train.epoch: config has no 'train'; did you mean --config.num_epochs?
+  """
+  parts = path.split(".")
+  node, seen = config, []
+  for i, part in enumerate(parts):
+    where = ".".join(["config", *seen])
+    if not (hasattr(node, "keys") and callable(node.keys)):
+      return (f"--config.{path}: config.{'.'.join(seen)} is a field, not a group, so it has no "
+              f"'{part}'")
+    keys = list(node.keys())
+    if part in keys:
+      node, seen = node[part], seen + [part]
+      continue
+    kind = "group" if i < len(parts) - 1 else "field"
+    prefix = "".join(f"{s}." for s in seen)
+    close = [f"--config.{prefix}{k}" for k in difflib.get_close_matches(part, keys, n=3)]
+    if not close:  # the closest field anywhere, by its last name (the rest was mistyped too)
+      leaves = _leaf_paths(config)
+      names = difflib.get_close_matches(parts[-1], [p.rsplit(".", 1)[-1] for p in leaves], n=3)
+      close = [f"--config.{p}" for p in leaves if p.rsplit(".", 1)[-1] in names]
+    hint = f"; did you mean {' or '.join(close)}?" if close else \
+        " (--help lists every field)"
+    return f"unknown config {kind} '{part}' in --config.{path}: {where} has no '{part}'{hint}"
+  return None
+
+
+def overrides_problem(argv: Sequence[str], default_config: str) -> str | None:
+  """The first unknown ``--config.a.b`` override in ``argv`` for the chosen config, if any."""
+  value = _config_argument(argv, default_config)
+  path, _, variant = value.partition(":")
+  try:
+    module = load_config_module(path)
+    config = module.get_config(variant) if variant else module.get_config()
+  except Exception:  # pylint: disable=broad-except
+    return None  # the config file itself is the problem: ml_collections' message says so
+  for a in argv:
+    if a.startswith("--config.") and len(a) > len("--config."):
+      problem = override_problem(config, a[len("--config."):].split("=", 1)[0])
+      if problem:
+        return problem
+  return None
 
 
 def help_text(doc: str, default_config: str, schema: Mapping[str, Any]) -> str:
@@ -216,10 +323,7 @@ def help_text(doc: str, default_config: str, schema: Mapping[str, Any]) -> str:
     flag_lines.append(f"  --{name}{req}{default}\n      {flag.help}")
   flag_lines.append(f"  --config (default: {os.path.relpath(default_config)})\n      Config file "
                     "(Python, get_config), optionally 'file.py:variant'.")
-  spec = importlib.util.spec_from_file_location("_default_config", default_config)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  fields = config_help(module.get_config(), schema)
+  fields = config_help(load_config_module(default_config).get_config(), schema)
   return "\n".join([head, "", "Flags:", *flag_lines, "", "Config files:",
                     *config_variants(default_config), "",
                     f"Config fields (defaults of {os.path.relpath(default_config)}):", *fields,
@@ -262,6 +366,7 @@ def main(run: Callable[[], None], *, define_flags: Callable[[], None], doc: str,
     except BrokenPipeError:  # e.g. piped into `head`
       pass
     sys.exit(EXIT_OK)
+  check_config_file(argv, default_config)
   try:
     define_flags()  # ml_collections applies --config.x overrides here already
     rest = flags.FLAGS(argv)
@@ -269,7 +374,7 @@ def main(run: Callable[[], None], *, define_flags: Callable[[], None], doc: str,
   except Exception as e:  # pylint: disable=broad-except
     # The config file, its variant or an override is wrong: ml_collections raises
     # AttributeError/KeyError/ValueError/TypeError/IOError from inside the parser.
-    fail(flag_error_message(e))
+    fail(overrides_problem(argv, default_config) or flag_error_message(e))
   if len(rest) > 1:
     fail(f"unexpected positional arguments: {rest[1:]}")
   if not flags.FLAGS["verbosity"].present:

@@ -1,22 +1,31 @@
-r"""The result tables of README.md and BUILD_NOTES.md, rendered from the experiments' own JSON.
+r"""The result tables of README.md and BUILD_NOTES.md, rendered from recorded result files.
 
 Every table in the docs that an experiment produced sits between two markers
 naming how it is rendered and from which result files (paths relative to the
-repository root)::
+repository root, as the experiment's command writes them)::
 
   <!-- table: pc_softmax runs/pc_softmax/results.json -->
   | objective | ... |
   <!-- /table -->
 
-  python -m experiments.doc_tables --write     # re-render every block whose files exist
-  python -m experiments.doc_tables --check     # exit 1 if a block differs from its files
+  python -m experiments.doc_tables --write     # record runs/ files that exist, re-render every block
+  python -m experiments.doc_tables --check     # exit 1 if a block or a recorded file is stale
+
+The result files behind every table are committed, as recorded copies under
+``docs/results/`` (``runs/wsol_s0/results.json`` ->
+``docs/results/runs/wsol_s0/results.json``): a table is always re-rendered
+from them, on any machine, so a table can never drift from its data. ``--write``
+copies the files of ``runs/`` that exist into the record first. Each table opens
+with the machine its runs were made on (CPU model, vector ISA, cores, XLA flags,
+jax version), read from the results' ``device`` and ``versions`` records: a
+training run's numbers are specific to that machine (XLA's CPU code path and
+rounding change with the CPU, and training amplifies rounding), so the test
+suite compares a fresh run with a recorded table exactly only on the machine
+that recorded it (``same_machine``) and by shape elsewhere (``table_shape``).
 
 Kinds: ``wsol_seeds`` (run directories of ``experiments.wsol``, one per seed,
 mean ± std), ``wsol_run`` (one run directory), ``pc_softmax`` (a
-``results.json``), ``synthetic_mi`` (a results JSON). Blocks whose files are
-absent are reported and left alone. The test suite renders the smoke runs it
-makes with the same functions and compares them with their blocks, so a
-documented table cannot drift from the code that CI runs.
+``results.json``), ``synthetic_mi`` (a results JSON).
 """
 
 from __future__ import annotations
@@ -37,6 +46,9 @@ from experiments import _pc_softmax_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ("README.md", "BUILD_NOTES.md")
+#: Where the result files behind the documented tables are recorded (committed).
+RECORD = os.path.join(REPO, "docs", "results")
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 BLOCK = re.compile(r"<!-- table: (\w+) ([^>]*?) -->\n(.*?)<!-- /table -->", re.S)
 
 WSOL_COLUMNS = (("max_box_acc", "MaxBoxAcc*"), ("max_box_acc_v2", "MaxBoxAccV2*"),
@@ -112,16 +124,108 @@ def synthetic_mi_table(record: Mapping[str, Any]) -> str:
   return "\n".join(lines)
 
 
-def render(kind: str, paths: Sequence[str]) -> str:
-  """The table of ``kind`` from result files/directories ``paths`` (absolute or repo-relative)."""
-  full = [p if os.path.isabs(p) else os.path.join(REPO, p) for p in paths]
+def result_files(kind: str, paths: Sequence[str]) -> list[str]:
+  """The result files of a block, relative to the repository root."""
+  return [os.path.join(p, "results.json") if kind.startswith("wsol") else p for p in paths]
+
+
+def _records(kind: str, paths: Sequence[str], root: str) -> list[dict[str, Any]]:
+  return [_load(os.path.join(root, f)) for f in result_files(kind, paths)]
+
+
+def machine(record: Mapping[str, Any]) -> dict[str, Any]:
+  """What makes a run's numbers specific to a machine: the CPU record, core count, jax version.
+
+  ``XLA_FLAGS`` that only set the host device count to 1 (the default) are left
+  out, so a run under the tests' environment and one from the command line compare.
+  """
+  cpu = dict((record.get("device") or {}).get("host_cpu") or {})
+  flags = [f for f in str(cpu.get("xla_flags", "")).split()
+           if f != "--xla_force_host_platform_device_count=1"]
+  cpu["xla_flags"] = " ".join(sorted(flags))
+  versions = record.get("versions") or {}
+  return {**cpu, "jax": versions.get("jax"), "jaxlib": versions.get("jaxlib")}
+
+
+def same_machine(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+  """Whether two result records come from the same CPU, XLA flags and jax (see ``machine``)."""
+  ma, mb = machine(a), machine(b)
+  return bool(ma.get("model")) and ma == mb
+
+
+def machine_line(records: Sequence[Mapping[str, Any]]) -> str:
+  """``Machine: ...`` naming the machine(s) the records were made on, and when."""
+  seen: list[str] = []
+  for r in records:
+    m = machine(r)
+    if not m.get("model"):
+      text = "machine not recorded"
+    else:
+      isa = {"avx512": "AVX-512", "avx2": "AVX2"}.get(m["isa"], m["isa"])
+      text = (f"{m['model']} ({isa}{', AMX' if m.get('amx') else ''}, {m['cores']} cores"
+              f"{', XLA_FLAGS=' + m['xla_flags'] if m['xla_flags'] else ''}), jax {m['jax']}")
+    created = str(r.get("created", ""))[:10]
+    text += f", {created}" if created else ""
+    if text not in seen:
+      seen.append(text)
+  return "Machine: " + "; ".join(seen) + "."
+
+
+def table_shape(table: str) -> str:
+  """A rendered table with every number replaced by ``#`` and the machine line dropped."""
+  return "\n".join(NUMBER.sub("#", line) for line in table.splitlines()
+                   if not line.startswith("Machine: "))
+
+
+def render_records(kind: str, records: Sequence[Mapping[str, Any]]) -> str:
+  """The table of ``kind`` from loaded result records, opening with their machine line."""
   if kind in ("wsol_seeds", "wsol_run"):
-    return wsol_table([_load(os.path.join(p, "results.json")) for p in full])
-  renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
-      "pc_softmax": pc_softmax_table, "synthetic_mi": synthetic_mi_table}
-  if kind not in renderers or len(full) != 1:
-    raise ValueError(f"unknown table kind {kind!r} or wrong number of files ({paths})")
-  return renderers[kind](_load(full[0]))
+    table = wsol_table(records)
+  else:
+    renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
+        "pc_softmax": pc_softmax_table, "synthetic_mi": synthetic_mi_table}
+    if kind not in renderers or len(records) != 1:
+      raise ValueError(f"unknown table kind {kind!r} or wrong number of files ({len(records)})")
+    table = renderers[kind](records[0])
+  return machine_line(records) + "\n" + table
+
+
+def render(kind: str, paths: Sequence[str], root: str = RECORD) -> str:
+  """The table of ``kind`` from the result files ``paths`` under ``root`` (default: the record).
+
+  Pass ``root=REPO`` to render a run's own files (``runs/...``).
+  """
+  return render_records(kind, _records(kind, paths, root))
+
+
+def compare_fresh(kind: str, paths: Sequence[str],
+                  fresh: Sequence[Mapping[str, Any]]) -> str:
+  """Checks a fresh run of a documented table's command against the table; ``"exact"``/``"shape"``.
+
+  On the machine that recorded the table (``same_machine`` for every record) the
+  fresh table must equal the documented one character for character: the code
+  still produces the documented numbers. Elsewhere a training run's numbers
+  legitimately differ, and the fresh table must have the documented shape
+  (``table_shape``: the same rows, columns and captions). Raises
+  ``AssertionError`` saying which rule failed.
+  """
+  documented_body = documented(kind, paths).rstrip("\n")
+  recorded = _records(kind, paths, RECORD)
+  table = render_records(kind, fresh)
+  if len(recorded) == len(fresh) and all(same_machine(a, b) for a, b in zip(recorded, fresh)):
+    if table != documented_body:
+      raise AssertionError(
+          f"the documented table '{kind} {' '.join(paths)}' was recorded on this machine "
+          f"({machine_line(fresh)}) but the current code prints other numbers: re-run its "
+          f"command and `python -m experiments.doc_tables --write`.\n--- documented\n"
+          f"{documented_body}\n--- this run\n{table}")
+    return "exact"
+  if table_shape(table) != table_shape(documented_body):
+    raise AssertionError(
+        f"the documented table '{kind} {' '.join(paths)}' has another shape than this run's "
+        f"(rows, columns or captions changed): re-run its command and --write.\n--- documented"
+        f"\n{documented_body}\n--- this run\n{table}")
+  return "shape"
 
 
 def blocks(text: str) -> list[tuple[str, list[str], str]]:
@@ -139,17 +243,39 @@ def documented(kind: str, paths: Sequence[str]) -> str:
   raise KeyError(f"no documented table '{kind} {' '.join(paths)}' in {DOCS}")
 
 
-def _available(paths: Sequence[str], kind: str) -> bool:
-  files = [os.path.join(REPO, p, "results.json") if kind.startswith("wsol") else
-           os.path.join(REPO, p) for p in paths]
-  return all(os.path.exists(f) for f in files)
+def _have(kind: str, paths: Sequence[str], root: str) -> bool:
+  return all(os.path.exists(os.path.join(root, f)) for f in result_files(kind, paths))
+
+
+def record(kind: str, paths: Sequence[str]) -> bool:
+  """Copies a block's result files from the repository (``runs/``) into the record.
+
+  Returns whether the record changed.
+  """
+  changed = False
+  for f in result_files(kind, paths):
+    with open(os.path.join(REPO, f), "rb") as src:
+      data = src.read()
+    dst = os.path.join(RECORD, f)
+    if os.path.exists(dst):
+      with open(dst, "rb") as old:
+        if old.read() == data:
+          continue
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    with open(dst, "wb") as out:
+      out.write(data)
+    changed = True
+  return changed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   mode = parser.add_mutually_exclusive_group(required=True)
-  mode.add_argument("--write", action="store_true", help="re-render blocks whose files exist")
-  mode.add_argument("--check", action="store_true", help="exit 1 when a block is stale")
+  mode.add_argument("--write", action="store_true",
+                    help="record the runs/ files that exist, then re-render every block")
+  mode.add_argument("--check", action="store_true",
+                    help="exit 1 when a block differs from its recorded files, or a runs/ file "
+                    "from its recorded copy")
   args = parser.parse_args(argv)
   stale = 0
   for doc in DOCS:
@@ -160,13 +286,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     def replace(m: re.Match) -> str:
       nonlocal stale
       kind, paths = m.group(1), m.group(2).split()
-      if not _available(paths, kind):
-        print(f"{doc}: {kind} {' '.join(paths)}: result files absent, left as is")
+      label = f"{doc}: {kind} {' '.join(paths)}"
+      if _have(kind, paths, REPO):
+        if args.write:
+          if record(kind, paths):
+            print(f"{label}: recorded from runs/")
+        elif any(_load(os.path.join(REPO, f)) != _load(os.path.join(RECORD, f))
+                 if os.path.exists(os.path.join(RECORD, f)) else True
+                 for f in result_files(kind, paths)):
+          stale += 1
+          print(f"{label}: STALE (the run's files differ from the recorded copies)")
+      if not _have(kind, paths, RECORD):
+        stale += 1
+        print(f"{label}: NO RECORD under {os.path.relpath(RECORD, REPO)} (run its command, "
+              "then --write)")
         return m.group(0)
       body = render(kind, paths) + "\n"
       if body != m.group(3):
-        stale += 1
-        print(f"{doc}: {kind} {' '.join(paths)}: {'rewritten' if args.write else 'STALE'}")
+        stale += 1 if args.check else 0
+        print(f"{label}: {'rewritten' if args.write else 'STALE'}")
       return f"<!-- table: {kind} {' '.join(paths)} -->\n{body}<!-- /table -->" if args.write \
           else m.group(0)
 
@@ -175,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       with open(path, "w") as f:
         f.write(new)
   if args.check and stale:
-    print(f"{stale} documented table(s) differ from their result files; run with --write.")
+    print(f"{stale} documented table(s) are stale; run their commands and --write.")
     return 1
   return 0
 

@@ -218,6 +218,8 @@ def run() -> None:
   f = flags.FLAGS
   config, workdir, mode = f.config, os.path.abspath(f.workdir), f.mode
   t0, c0 = time.time(), time.process_time()
+  if mode == "evaluate":
+    build.require_export(workdir)  # before the dataset is opened (or generated)
   data = prepare(config, training=mode != "evaluate")
   engine.initialize_distributed_from_config(config.distributed)
   timings = {"_start": t0, "_start_cpu": c0, "data_s": time.time() - t0,

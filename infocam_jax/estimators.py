@@ -329,6 +329,19 @@ def pmi(logits: ArrayLike, labels: ArrayLike, prior: ArrayLike | None = None, *,
   return _pmi_kernel(logits, labels, prior, objective)
 
 
+class ConfidenceInterval(NamedTuple):
+  """A two-sided interval ``(low, high)`` in nats; prints as ``[low, high] nats``.
+
+  >>> print(ConfidenceInterval(jnp.float32(1.25), jnp.float32(1.5)))
+  [1.2500, 1.5000] nats
+  """
+  low: Array
+  high: Array
+
+  def __str__(self) -> str:
+    return f"[{float(self.low):.4f}, {float(self.high):.4f}] nats"
+
+
 class MIEstimate(NamedTuple):
   """A Monte-Carlo mean with its i.i.d. standard error (a pytree).
 
@@ -345,12 +358,17 @@ class MIEstimate(NamedTuple):
   stderr: Array
   num_samples: Array
 
-  def confidence_interval(self, level: float = 0.95) -> tuple[Array, Array]:
-    """Normal-approximation two-sided interval ``estimate -/+ z * stderr``."""
+  def confidence_interval(self, level: float = 0.95) -> ConfidenceInterval:
+    """Normal-approximation two-sided interval ``estimate -/+ z * stderr`` (nats).
+
+    >>> mi = MIEstimate(jnp.float32(1.5), jnp.float32(0.01), jnp.int32(100))
+    >>> print(mi, mi.confidence_interval(0.95))
+    1.5000 ± 0.0100 nats (n=100) [1.4804, 1.5196] nats
+    """
     if not 0.0 < level < 1.0:
       raise ValueError(f"`level` must lie in (0, 1), got {level}.")
     z = statistics.NormalDist().inv_cdf(0.5 + level / 2)
-    return self.estimate - z * self.stderr, self.estimate + z * self.stderr
+    return ConfidenceInterval(self.estimate - z * self.stderr, self.estimate + z * self.stderr)
 
   def merge(self, other: MIEstimate) -> MIEstimate:
     """Pools two estimates over disjoint samples (e.g. eval batches).

@@ -62,10 +62,42 @@ def versions(*optional: str) -> dict[str, str]:
   return out
 
 
+def host_cpu() -> dict[str, Any]:
+  """The host CPU as far as it changes XLA:CPU's float rounding: model, vector ISA, cores, flags.
+
+  ``isa`` is the widest x86 vector extension the CPU reports (``"avx512"``,
+  ``"avx2"``, ...; ``platform.machine()`` elsewhere), ``amx`` whether it has
+  AMX tiles, ``xla_flags`` the ``XLA_FLAGS`` in force (they change the code
+  path too). Two runs of the same training can differ in their last digits when
+  any of these differ: the results files carry this record so that every table
+  can name its machine.
+
+  >>> sorted(host_cpu())
+  ['amx', 'cores', 'isa', 'model', 'xla_flags']
+  """
+  model, cpu_flags = platform.processor() or platform.machine(), set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+          model = value.strip()
+        elif key.strip() == "flags":
+          cpu_flags = set(value.split())
+          break
+  except OSError:
+    pass
+  isa = next((name for name, flag in (("avx512", "avx512f"), ("avx2", "avx2"), ("avx", "avx"),
+                                      ("sse4_2", "sse4_2")) if flag in cpu_flags),
+             platform.machine())
+  return {"model": model, "isa": isa, "amx": "amx_tile" in cpu_flags, "cores": os.cpu_count(),
+          "xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
 def device_info() -> dict[str, Any]:
-  """The JAX backend, device kind and counts, and the host's CPU count."""
+  """The JAX backend, device kind and counts, and the host's CPU (``host_cpu``)."""
   import jax  # pylint: disable=g-import-not-at-top
   return {"platform": jax.default_backend(), "device_kind": jax.devices()[0].device_kind,
           "device_count": jax.device_count(), "local_device_count": jax.local_device_count(),
           "process_count": jax.process_count(), "host_cpu_count": os.cpu_count(),
-          "evaluation_device": str(jax.local_devices()[0])}
+          "host_cpu": host_cpu(), "evaluation_device": str(jax.local_devices()[0])}

@@ -25,9 +25,12 @@ def subprocess_env(num_devices: int = 1, *, extra_xla_flags: str = "",
                    cache_dir: str | None = None, **extra: str) -> dict[str, str]:
   """Environment for a child JAX process with ``num_devices`` CPU devices."""
   env = dict(os.environ)
+  # The caller's XLA_FLAGS (e.g. a CPU code-path variation the suite is run under) are kept.
+  inherited = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                       if not f.startswith("--xla_force_host_platform_device_count="))
   env["XLA_FLAGS"] = " ".join(
       f for f in (f"--xla_force_host_platform_device_count={num_devices}", FAST_COMPILE,
-                  extra_xla_flags) if f)
+                  inherited, extra_xla_flags) if f)
   env["JAX_PLATFORMS"] = "cpu"
   env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
   env["PYTHONUNBUFFERED"] = "1"

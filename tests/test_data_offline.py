@@ -159,3 +159,14 @@ def test_prepare_cli_reports_baselines(data_dir, capsys):
   assert '"centred_best"' in out and '"salient_component"' in out
   assert prepare.main(["caltech_birds2011", "--data_dir", str(data_dir / "none")]) == 1
   assert "tfds build caltech_birds2011" in capsys.readouterr().err
+
+
+def test_generating_an_offline_dataset_says_so_and_where(tmp_path, capfd):
+  """No 'Downloading ... Unknown size' for data made here: what is generated, where, how to move it."""
+  data.load_source("imbalanced_digits/small", "test", tmp_path)
+  out = capfd.readouterr().out
+  assert "Downloading" not in out and "Unknown size" not in out, out
+  assert "Generating dataset imbalanced_digits offline" in out and str(tmp_path) in out, out
+  assert "TFDS_DATA_DIR" in out, out
+  data.load_source("imbalanced_digits/small", "train", tmp_path)  # prepared: silent
+  assert "Generating" not in capfd.readouterr().out

@@ -354,3 +354,13 @@ def test_prior_from_counts():
   chex.assert_type(p, jnp.float32)
   np.testing.assert_allclose(p, np.arange(1, 6) / 15, rtol=1e-7)
   np.testing.assert_allclose(jax.jit(ij.prior_from_counts)(jnp.array([1.0, 3.0])), [0.25, 0.75])
+
+
+def test_estimate_and_interval_print_as_numbers_in_nats():
+  """The README's ``print(mi, mi.confidence_interval(0.95))`` prints numbers, not Array tuples."""
+  mi = ij.MIEstimate(jnp.float32(1.4873), jnp.float32(0.0036), jnp.int32(15000))
+  ci = mi.confidence_interval(0.95)
+  assert str(mi) == "1.4873 ± 0.0036 nats (n=15000)"
+  lo, hi = 1.4873 - 1.959964 * 0.0036, 1.4873 + 1.959964 * 0.0036
+  assert str(ci) == f"[{lo:.4f}, {hi:.4f}] nats" and "Array" not in str(ci)
+  np.testing.assert_allclose((ci.low, ci.high), (lo, hi), rtol=1e-6)

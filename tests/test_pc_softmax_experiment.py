@@ -280,11 +280,11 @@ def test_end_to_end_smoke_resume_and_skip(tmp_path):
     results = json.load(f)
   config = _small(keep_checkpoints=3)  # parallel_runs is not part of a run's identity
   _check_schema(workdir)
-  # The documented table (BUILD_NOTES, experiments.doc_tables) is what this code prints, after
-  # a stop, a SIGKILL and a resume: tables cannot drift from the code.
+  # The documented table (BUILD_NOTES, experiments.doc_tables) is what this code prints after a
+  # stop, a SIGKILL and a resume: exactly on the machine that recorded it, by shape elsewhere.
   from experiments import doc_tables  # pylint: disable=g-import-not-at-top
-  assert doc_tables.documented("pc_softmax", ["runs/pc_small/results.json"]) == (
-      doc_tables.pc_softmax_table(results) + "\n")
+  assert doc_tables.compare_fresh("pc_softmax", ["runs/pc_small/results.json"],
+                                  [results]) in ("exact", "shape")
   _check_independent_evaluation(config, workdir, results)
   _check_rerun_skip_resume(config, workdir, results)
 

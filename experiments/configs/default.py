@@ -27,6 +27,9 @@ checkpoint; thresholds chosen on the validation split.
 
 from experiments.configs.wsol_base import base_config
 
+#: The experiment this config file is for (``python -m experiments.<EXPERIMENT>``).
+EXPERIMENT = "wsol"
+
 
 def get_config():
   c = base_config()

@@ -24,6 +24,9 @@ split) is ``default.py``'s.
 
 from experiments.configs import default
 
+#: The experiment this config file is for (``python -m experiments.<EXPERIMENT>``).
+EXPERIMENT = "wsol"
+
 
 def get_config():
   c = default.get_config()

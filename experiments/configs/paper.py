@@ -54,6 +54,9 @@ import os
 
 from experiments.configs.wsol_base import base_config
 
+#: The experiment this config file is for (``python -m experiments.<EXPERIMENT>``).
+EXPERIMENT = "wsol"
+
 _DATASETS = {
     # tfds name, image_size, resize_size, train examples, region size, paper Top-1 Loc (PwC)
     "cub": ("caltech_birds2011", 224, 256, 5994, 4, 55.83),

@@ -67,6 +67,9 @@ import os
 
 from infocam_jax.train.config import default_train_config
 
+#: The experiment this config file is for (``python -m experiments.<EXPERIMENT>``).
+EXPERIMENT = "pc_softmax"
+
 VARIANTS = ("default", "small", "mnist", "mnist_idx", "fashion_mnist", "cub", "cub_last_layer")
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)

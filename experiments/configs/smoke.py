@@ -10,6 +10,9 @@ test images (numbers are meaningless after 30 steps; the point is the path).
 
 from experiments.configs.wsol_base import base_config
 
+#: The experiment this config file is for (``python -m experiments.<EXPERIMENT>``).
+EXPERIMENT = "wsol"
+
 
 def get_config():
   c = base_config()

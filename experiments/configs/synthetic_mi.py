@@ -15,6 +15,9 @@ fewer epochs, same code path: < 2 min on 2 cores; results are marked quick).
 
 import ml_collections
 
+#: The experiment this config file is for (``python -m experiments.<EXPERIMENT>``).
+EXPERIMENT = "synthetic_mi"
+
 VARIANTS = ("default", "quick")
 
 

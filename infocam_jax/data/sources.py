@@ -252,6 +252,16 @@ def _prepare(builder, dataset: str, manual_dir) -> None:
     raise _unavailable(builder, dataset, manual_dir,
                        "is not prepared, and preparing it needs TensorFlow, which is not installed")
   config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir) if manual_dir else None)
+  if dataset in OFFLINE_DATASETS + LOCAL_DATASETS:
+    # Made here from local files: tfds' "Downloading and preparing dataset Unknown size" would
+    # announce a download that never happens. Say what is made, where, and how to move it.
+    where = os.fspath(builder.data_dir)
+    builder._log_download_bytes = lambda: print(  # pylint: disable=protected-access
+        f"Generating dataset {dataset} offline (once; later runs reuse it) into {where}; "
+        "set TFDS_DATA_DIR (or data_dir= / --config.data.data_dir) to keep datasets elsewhere.",
+        flush=True)
+    builder._log_download_done = lambda: print(  # pylint: disable=protected-access
+        f"Dataset {dataset} ready in {where}.", flush=True)
   try:
     builder.download_and_prepare(download_config=config, file_format="array_record")
   except ImportError as e:

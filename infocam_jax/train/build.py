@@ -267,6 +267,20 @@ def fit(config: Any, workdir: str, data: Data, *, train_split: str, eval_split: 
 CHECKPOINT_RULES = ("last", "best")
 
 
+def require_export(workdir: str) -> str:
+  """``DIR/export``, the finished run's model; FileNotFoundError saying what to do when absent.
+
+  Cheap (no data, no compilation): an evaluation checks it before anything else.
+  """
+  export = os.path.join(workdir, "export")
+  if not os.path.isdir(os.path.join(export, ckpt_lib.EXPORT_VARIABLES)):
+    state = ("has not finished training (re-run the same command without --mode=evaluate to "
+             "resume it)" if os.path.isdir(os.path.join(workdir, "checkpoints")) else
+             "holds no training run (train it first: the same command without --mode=evaluate)")
+    raise FileNotFoundError(f"No exported model in {export}: {workdir} {state}.")
+  return export
+
+
 def load_for_evaluation(workdir: str, rule: str = "last", *, best_metric: str = "",
                         best_mode: str = "max", eval_split: str = "",
                         eval_every_steps: int = 0) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -279,11 +293,7 @@ def load_for_evaluation(workdir: str, rule: str = "last", *, best_metric: str = 
   """
   if rule not in CHECKPOINT_RULES:
     raise ValueError(f"checkpoint rule must be one of {CHECKPOINT_RULES}, got {rule!r}")
-  export = os.path.join(workdir, "export")
-  if not os.path.isdir(os.path.join(export, ckpt_lib.EXPORT_VARIABLES)):
-    raise FileNotFoundError(
-        f"No exported model in {export}: the run in {workdir} has not finished training "
-        "(re-run the same command without --mode=evaluate to resume it).")
+  export = require_export(workdir)
   variables, meta = ckpt_lib.load_variables(export)
   model = models.create_model(meta["arch"], int(meta["num_classes"]), **meta["model_options"])
   selection: dict[str, Any] = {"checkpoint": rule, "final_step": int(meta["step"])}

@@ -398,7 +398,6 @@ def test_paper_head_groups_are_the_official_param_groups(arch, head):
   """Rule (paper-spec §4, train.py): the 10x learning rate applies to ResNet layer4.* and
   fc.*, to VGG16-GAP's conv6 and fc (everything outside features.*), to nothing else."""
   import jax  # pylint: disable=g-import-not-at-top
-  from infocam_jax import models  # pylint: disable=g-import-not-at-top
   from infocam_jax.train import build  # pylint: disable=g-import-not-at-top
   c = paper.get_config(f"tiny_{arch}")
   model = build.build_model(c, 200)
@@ -411,7 +410,6 @@ def test_paper_head_groups_are_the_official_param_groups(arch, head):
   assert marked == head and marked | unmarked == set(params), (
       f"paper.py {arch}: 10x LR groups {sorted(marked)}, the rule says {sorted(head)} "
       f"(paper-spec §4 param groups)")
-  del models
 
 
 def test_paper_protocol_threshold_grid_is_the_official_cam_curve():

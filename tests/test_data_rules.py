@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import zipfile
 
 import numpy as np
-import pytest
 
 from infocam_jax import data
 from infocam_jax.data import cluttered

@@ -25,11 +25,17 @@ Usage (from the repository root; one mutant at a time, CPU only)::
     python tools/mutate.py --module estimators   # entries whose path contains "estimators"
     python tools/mutate.py --module cam.py,boxes # several
     python tools/mutate.py --only "uniform prior" --keep-output
+    python tools/mutate.py --kind "data rule,config value,wiring"   # issue 27's kinds
     python tools/mutate.py --check               # only validate the snippets (no tests)
     python tools/mutate.py --list
 
 Adding a mutant is one line in ``MUTANTS``: ``M(path, snippet, replacement, tests,
-name)``; ``tests`` are pytest arguments (files, node ids, ``-k`` expressions).
+name, kind)``; ``tests`` are pytest arguments (files, node ids, ``-k`` / ``-m`` expressions);
+``kind`` is one of ``KINDS``: "behaviour" (a formula or convention of the library), "data
+rule", "config value" (a value the paper or the official code fixes) or "wiring" (correct
+parts connected wrongly). The data-rule, config-value and wiring mutants are aimed at tests
+that state the rule in the fast suite (``-m "not slow"``), never at a comparison with a pinned
+run output.
 Exit status: 0 if every mutant was killed, 1 if any survived or is stale, 2 if a
 baseline (unmutated) test selection fails.
 """
@@ -68,6 +74,16 @@ CLASSIFICATION = "infocam_jax/evaluators/classification.py"
 BUILD = "infocam_jax/train/build.py"
 SYNTHETIC_MI = "experiments/synthetic_mi.py"
 CCL = "infocam_jax/_ccl.py"
+PIPELINE = "infocam_jax/data/pipeline.py"
+CLUTTERED = "infocam_jax/data/cluttered.py"
+IDX = "infocam_jax/data/idx.py"
+TINY = "infocam_jax/data/tiny_imagenet.py"
+SOURCES = "infocam_jax/data/sources.py"
+CFG_PAPER = "experiments/configs/paper.py"
+CFG_WSOL_BASE = "experiments/configs/wsol_base.py"
+CFG_DEFAULT = "experiments/configs/default.py"
+CFG_FASHION = "experiments/configs/fashion_wsol.py"
+CFG_PC = "experiments/configs/pc_softmax.py"
 
 T_EST = ("tests/test_estimators.py",)
 T_CAM = ("tests/test_cam.py",)
@@ -86,6 +102,16 @@ T_PARITY = ("tests/test_wsol_parity.py",)
 T_SMI = ("tests/test_synthetic_mi.py",)
 T_PC = ("tests/test_pc_softmax_experiment.py",)
 T_BUILD = ("tests/test_build.py",)
+# Issue 27: tests that state a rule, fast suite only (never a pinned whole-run output).
+T_DATA_RULES = ("tests/test_data_rules.py", "-m", "not slow")
+T_CONFIG_SPEC = ("tests/test_config_spec.py", "-m", "not slow")
+T_WIRING = ("tests/test_wiring_rules.py", "-m", "not slow")
+T_SPLITS = ("tests/test_data_splits.py", "-m", "not slow")
+
+#: Kinds of planted bug: a formula or convention of the library ("behaviour"), a data rule
+#: (augmentation, ground truth, normalisation, readers, split rules), a configuration value
+#: the paper or the official code fixes, a wire between correct parts (which map, which prior).
+KINDS = ("behaviour", "data rule", "config value", "wiring")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +122,11 @@ class M:
   replace: str
   tests: tuple[str, ...]  # pytest arguments that should fail
   name: str  # what the bug is, in words
+  kind: str = "behaviour"  # one of KINDS
+
+  def __post_init__(self):
+    if self.kind not in KINDS:
+      raise ValueError(f"mutant {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
 
 
 MUTANTS: list[M] = [
@@ -265,6 +296,108 @@ MUTANTS: list[M] = [
     M("infocam_jax/localization.py", '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="contour_area",',
       '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="pixels",', T_PARITY,
       "wsolevaluation largest component by pixel count instead of contour area"),
+    # -- issue 27: data rules, each killed by a test that states it ---------------------------
+    M(PIPELINE, "rng = np.random.default_rng([self.seed, 1, epoch, index])",
+      "rng = np.random.default_rng([self.seed, 1, 0, index])", T_DATA_RULES,
+      "augmentation draws do not depend on the epoch (same crop and flip every epoch)",
+      "data rule"),
+    M(PIPELINE, "rng = np.random.default_rng([self.seed, 1, epoch, index])",
+      "rng = np.random.default_rng([1, epoch, index])", T_DATA_RULES,
+      "augmentation draws ignore the seed", "data rule"),
+    M(CLUTTERED, "ink = alpha >= 0.5", "ink = alpha >= 0.2", T_DATA_RULES,
+      "cluttered-digits GT box at ink opacity >= 0.2 instead of 0.5", "data rule"),
+    M(CLUTTERED, "ink = alpha >= 0.5", "ink = alpha > 0.55", T_DATA_RULES,
+      "cluttered-digits GT box at ink opacity > 0.55 (a tighter box)", "data rule"),
+    M(CLUTTERED, "bbox = (y0 / size, x0 / size, (y1 + 1) / size, (x1 + 1) / size)",
+      "bbox = (y0 / size, x0 / size, y1 / size, x1 / size)", T_DATA_RULES,
+      "cluttered-digits tfds box without the inclusive +1", "data rule"),
+    M(TRANSFORMS, "IMAGENET_MEAN = (0.485, 0.456, 0.406)\nIMAGENET_STD = (0.229, 0.224, 0.225)",
+      "IMAGENET_MEAN = (0.229, 0.224, 0.225)\nIMAGENET_STD = (0.485, 0.456, 0.406)",
+      T_DATA_RULES, "ImageNet mean and std swapped", "data rule"),
+    M(TRANSFORMS, "IMAGENET_MEAN = (0.485, 0.456, 0.406)", "IMAGENET_MEAN = (0.406, 0.456, 0.485)",
+      T_DATA_RULES, "ImageNet mean in BGR order", "data rule"),
+    M(CFG_PC, "_IMAGENET_STD = (0.229, 0.224, 0.225)", "_IMAGENET_STD = (0.225, 0.224, 0.229)",
+      T_DATA_RULES, "pc_softmax config's ImageNet std in BGR order", "data rule"),
+    M(IDX, 'yield i, {"image": _png(images[i]), "label": int(labels[i])}',
+      'yield i, {"image": _png(images[i]), "label": int(labels[(i + 1) % len(labels)])}',
+      T_DATA_RULES, "IDX reader: labels one row off", "data rule"),
+    M(TINY, 'wnids = sorted(line.strip() for line in read("wnids.txt").splitlines() if line.strip())',
+      'wnids = [line.strip() for line in read("wnids.txt").splitlines() if line.strip()]',
+      T_DATA_RULES, "Tiny-ImageNet labels in wnids.txt order, not the sorted wnids",
+      "data rule"),
+    M(SOURCES, "caps = lambda c: even_label_cap if c % 2 == 0 else odd_label_cap",
+      "caps = lambda c: even_label_cap if c % 2 == 1 else odd_label_cap", T_DATA_RULES,
+      "CUB imbalanced split: the caps on the wrong class parity", "data rule"),
+    M(SOURCES, '"train", ("label", "original_index"), _mnist_range(0, 40_000, 300, 3000),',
+      '"train", ("label", "original_index"), _mnist_range(0, 40_000, 3000, 300),', T_SPLITS,
+      "MNIST imbalanced split: 3,000 per even / 300 per odd digit", "data rule"),
+    # -- issue 27: configuration values the paper / official code fixes ----------------------
+    M(CFG_PAPER, '"cub": ("caltech_birds2011", 224, 256, 5994, 4, 55.83),',
+      '"cub": ("caltech_birds2011", 224, 256, 5994, 3, 55.83),', T_CONFIG_SPEC,
+      "paper config: CUB infoCAM region size 4 -> 3", "config value"),
+    M(CFG_PAPER, '"tiny": ("tiny_imagenet", 64, 64, 100_000, 3, 43.34),',
+      '"tiny": ("tiny_imagenet", 64, 64, 100_000, 4, 43.34),', T_CONFIG_SPEC,
+      "paper config: Tiny-ImageNet region size 3 -> 4", "config value"),
+    M(CFG_PAPER, '"cub": ("caltech_birds2011", 224, 256, 5994, 4, 55.83),',
+      '"cub": ("caltech_birds2011", 224, 224, 5994, 4, 55.83),', T_CONFIG_SPEC,
+      "paper config: CUB resized to 224 (no 256 -> 224 crop)", "config value"),
+    M(CFG_WSOL_BASE, "loc_threshold=0.2,", "loc_threshold=0.5,", T_CONFIG_SPEC,
+      "WSOL CAM threshold 0.2 -> 0.5", "config value"),
+    M(CFG_PAPER, '"resnet50": ("resnet50", 0.01, "30 40 42", 0.90, "resnet50-19c8e357.pth"),',
+      '"resnet50": ("resnet50", 0.1, "30 40 42", 0.90, "resnet50-19c8e357.pth"),',
+      T_CONFIG_SPEC, "paper config: ResNet-50 base LR 0.01 -> 0.1", "config value"),
+    M(CFG_PAPER, '"resnet50": ("resnet50", 0.01, "30 40 42", 0.90, "resnet50-19c8e357.pth"),',
+      '"resnet50": ("resnet50", 0.01, "30 40 42", 0.80, "resnet50-19c8e357.pth"),',
+      T_CONFIG_SPEC, "paper config: ResNet-50 ADL threshold 0.90 -> 0.80", "config value"),
+    M(CFG_PAPER, "c.model.adl_drop_rate = 0.75 if adl else 0.0",
+      "c.model.adl_drop_rate = 0.5 if adl else 0.0", T_CONFIG_SPEC,
+      "paper config: ADL drop rate 0.75 -> 0.5", "config value"),
+    M(CFG_PAPER, "c.optimizer.head_lr_multiplier = 10.0", "c.optimizer.head_lr_multiplier = 1.0",
+      T_CONFIG_SPEC, "paper config: no 10x head learning rate", "config value"),
+    M(CFG_PAPER, "c.optimizer.decay_every_epochs = 60.0", "c.optimizer.decay_every_epochs = 30.0",
+      T_CONFIG_SPEC, "paper config: LR decay every 30 epochs", "config value"),
+    M(CFG_PAPER, "c.optimizer.warmup_steps = 0", "c.optimizer.warmup_steps = 500", T_CONFIG_SPEC,
+      "paper config: a warm-up the official code does not have", "config value"),
+    M(CFG_PAPER, "c.num_epochs = 200.0", "c.num_epochs = 100.0", T_CONFIG_SPEC,
+      "paper config: 100 epochs instead of 200", "config value"),
+    M(CFG_PAPER, '_BATCH = {("cub", "resnet50"): 128,', '_BATCH = {("cub", "resnet50"): 256,',
+      T_CONFIG_SPEC, "paper config: CUB ResNet-50 batch 128 -> 256", "config value"),
+    M(CFG_PAPER, "c.optimizer.nesterov = True", "c.optimizer.nesterov = False", T_CONFIG_SPEC,
+      "paper config: SGD without Nesterov", "config value"),
+    M(CFG_PAPER, 'c.model.layer4_stride = 1 if arch == "resnet50" else 2',
+      "c.model.layer4_stride = 2", T_CONFIG_SPEC,
+      "paper config: ResNet-50 layer4 stride 2 (torchvision's)", "config value"),
+    M(CFG_PAPER, '("cub", "resnet50", True): "cam_region",  # --conv-cam',
+      '("cub", "resnet50", True): "infocam_min",  # --conv-cam', T_CONFIG_SPEC,
+      "paper config: CUB ResNet-50 ADL script's flags read as --max-cam", "config value"),
+    M(CFG_DEFAULT, "c.optimizer.warmup_steps = 150", "c.optimizer.warmup_steps = 0",
+      T_CONFIG_SPEC, "offline WSOL default: warm-up removed", "config value"),
+    M(CFG_DEFAULT, "c.optimizer.head_lr_multiplier = 1.0", "c.optimizer.head_lr_multiplier = 10.0",
+      T_CONFIG_SPEC, "offline WSOL default: 10x head LR (collapses the small net)",
+      "config value"),
+    M(CFG_FASHION, "c.data.flip = True", "c.data.flip = False", T_CONFIG_SPEC,
+      "fashion_wsol config: flips off", "config value"),
+    M(CFG_PC, "c.optimizer.momentum = 0.5", "c.optimizer.momentum = 0.9", T_CONFIG_SPEC,
+      "pc_softmax MNIST: momentum 0.5 -> 0.9", "config value"),
+    M(CFG_PC, "c.num_epochs = 8.0", "c.num_epochs = 10.0", T_CONFIG_SPEC,
+      "pc_softmax MNIST: 10 epochs instead of 8", "config value"),
+    M(CFG_PC, "c.optimizer.decay_every_steps = 936", "c.optimizer.decay_every_steps = 1000",
+      T_CONFIG_SPEC, "pc_softmax CUB: decay every 1,000 steps instead of 936", "config value"),
+    M(CFG_PC, "c.num_train_steps = 2810", "c.num_train_steps = 2800", T_CONFIG_SPEC,
+      "pc_softmax CUB: 2,800 steps instead of MAX_STEPS 2,810", "config value"),
+    # -- issue 27: wiring --------------------------------------------------------------------
+    M(WSOL_EVAL, "    logits, features = model.apply(variables, images, train=False)\n",
+      "    logits, features = model.apply(variables, images, train=False)\n"
+      "    labels = jnp.argmax(logits, -1)\n", T_WIRING,
+      "GT-known Loc fed the predicted class's map instead of the label's", "wiring"),
+    M(WSOL_EVAL, "correct = (jnp.argmax(logits, -1) == labels) & valid", "correct = valid",
+      T_WIRING, "Top-1 Loc ignores the prediction's correctness", "wiring"),
+    M(WSOL_EVAL, "prior = None if class_prior is None else tuple(float(p) for p in class_prior)",
+      "prior = None if class_prior is None else tuple(1.0 / len(class_prior) for p in "
+      "class_prior)", T_WIRING, "WSOL evaluator metrics read with a uniform prior", "wiring"),
+    M(BUILD, "  train = sources[splits[0]]\n", "  train = sources[splits[-1]]\n", T_WIRING,
+      "prior (and class counts) taken from the last opened split, not the training split",
+      "wiring"),
 ]
 
 
@@ -325,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--module", help="only entries whose path contains this (comma-separated: any)")
   ap.add_argument("--only", help="only entries whose name contains this")
+  ap.add_argument("--kind", help=f"only entries of these kinds (comma-separated): {', '.join(KINDS)}")
   ap.add_argument("--timeout", type=float, default=600.0, help="seconds per test run")
   ap.add_argument("--json", default=os.path.join(REPO, "runs", "mutation.json"))
   ap.add_argument("--no-baseline", action="store_true",
@@ -336,11 +470,15 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = ap.parse_args(argv)
 
   modules = [x for x in (args.module or "").split(",") if x]
+  kinds = [x.strip() for x in (args.kind or "").split(",") if x.strip()]
+  unknown = [k for k in kinds if k not in KINDS]
+  if unknown:
+    ap.error(f"--kind: unknown {unknown}; known: {list(KINDS)}")
   todo = [m for m in MUTANTS if (not modules or any(x in m.path for x in modules))
-          and (not args.only or args.only in m.name)]
+          and (not args.only or args.only in m.name) and (not kinds or m.kind in kinds)]
   if args.list:
     for m in todo:
-      print(f"{group_of(m):14s} {m.name}  [{' '.join(m.tests)}]")
+      print(f"{group_of(m):14s} {m.kind:12s} {m.name}  [{' '.join(m.tests)}]")
     return 0
   stale = {i: why for i, m in enumerate(todo) if (why := check(m, REPO))}
   for i, why in stale.items():
@@ -366,7 +504,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           print(out)
           return 2
     for i, m in enumerate(todo):
-      rec = {"module": m.path, "group": group_of(m), "name": m.name, "tests": list(m.tests)}
+      rec = {"module": m.path, "group": group_of(m), "kind": m.kind, "name": m.name,
+             "tests": list(m.tests)}
       if i in stale:
         results.append({**rec, "status": "stale", "detail": stale[i]})
         continue
@@ -400,6 +539,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   k_all = sum(t[0] for t in table.values())
   n_all = sum(t[1] for t in table.values())
   print(f"{'total':16s} {k_all:4d}/{n_all:<4d}")
+  by_kind: dict[str, list[int]] = {}
+  for r in results:
+    if r["status"] != "stale":
+      t = by_kind.setdefault(r["kind"], [0, 0])
+      t[0] += r["status"] == "killed"
+      t[1] += 1
+  print("Per kind: " + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in by_kind.items()))
   for r in results:
     if r["status"] == "survived":
       print(f"SURVIVED: {r['group']}: {r['name']}  [{' '.join(r['tests'])}]")
@@ -411,7 +557,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           capture_output=True, text=True).stdout.strip(),
                  "results": results,
                  "per_module": {g: {"killed": k, "run": n, "stale": s}
-                                for g, (k, n, s) in table.items()}}, f, indent=1)
+                                for g, (k, n, s) in table.items()},
+                 "per_kind": {k: {"killed": v[0], "run": v[1]} for k, v in by_kind.items()}},
+                f, indent=1)
   return 0 if all(r["status"] == "killed" for r in results) else 1
 
 

@@ -13,6 +13,10 @@ is drawn along the outer pixel edges, ``x0 - 0.5 … x1 + 0.5``.
 
 from __future__ import annotations
 
+from infocam_jax import _deps
+
+_deps.require("plot", "infocam_jax.plotting")
+
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path

@@ -44,6 +44,10 @@ Example::
 
 from __future__ import annotations
 
+from infocam_jax import _deps
+
+_deps.require("wsol", "infocam_jax.evaluators.wsol")
+
 import dataclasses
 import functools
 import math

@@ -20,7 +20,9 @@ ml_collections; nothing here imports tensorflow-datasets or grain.
 
 from __future__ import annotations
 
-from infocam_jax import _lazy
+from infocam_jax import _deps, _lazy
+
+_deps.require("train", "infocam_jax.train")
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {

@@ -89,8 +89,9 @@ _EXTRAS: dict[str, str] = {
     "plotting": "plot",
 }
 
-__getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__, _SUBMODULES,
-                                          _EXTRAS)
+if not TYPE_CHECKING:  # hidden from type checkers, so that a misspelt name is an error
+  __getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__, _SUBMODULES,
+                                            _EXTRAS)
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
   from infocam_jax import (boxes, cam, data, estimators, evaluators, gaussian, io, localization,

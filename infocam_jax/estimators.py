@@ -249,10 +249,10 @@ def prior_from_counts(counts: ArrayLike, dtype: DTypeLike = jnp.float32) -> Arra
     if c.sum() <= 0:
       raise ValueError("`counts` must not all be zero.")
     return jnp.asarray(c / c.sum(), dtype=dtype)
-  c = jnp.asarray(counts).astype(dtype)
-  checkify.debug_check(jnp.all(c >= 0) & (jnp.sum(c) > 0),
+  traced = jnp.asarray(counts).astype(dtype)
+  checkify.debug_check(jnp.all(traced >= 0) & (jnp.sum(traced) > 0),
                        "`counts` must be non-negative and not all zero.")
-  return c / jnp.sum(c)
+  return traced / jnp.sum(traced)
 
 
 def pc_log_softmax(logits: ArrayLike, prior: ArrayLike) -> Array:
@@ -418,13 +418,13 @@ def pmi(logits: ArrayLike, labels: ArrayLike, prior: ArrayLike | None = None, *,
     >>> print(ij.pmi(logits, labels, prior, objective="softmax"))
     [0.0962 1.2962 ]
   """
-  objective = _check_objective(objective, prior)
+  kind = _check_objective(objective, prior)
   logits = _as_logits(logits)
   num_classes = logits.shape[-1]
   labels = _as_labels(labels, logits.shape[:-1], num_classes)
   if prior is not None:
     prior = _as_prior(prior, num_classes, logits.dtype)
-  return _pmi_kernel(logits, labels, prior, objective)
+  return _pmi_kernel(logits, labels, prior, kind)
 
 
 class MIEstimate(NamedTuple):
@@ -531,14 +531,14 @@ def mutual_information(logits: ArrayLike, labels: ArrayLike, prior: ArrayLike | 
     >>> print(f"{float(mi.estimate):.4f} +- {float(mi.stderr):.4f} nats, n={int(mi.num_samples)}")
     0.5302 +- 0.0785 nats, n=3
   """
-  objective = _check_objective(objective, prior)
+  kind = _check_objective(objective, prior)
   logits = _as_logits(logits)
   where = _as_where(where, logits.shape[:-1])
   num_classes = logits.shape[-1]
   labels = _as_labels(labels, logits.shape[:-1], num_classes, where)
   if prior is not None:
     prior = _as_prior(prior, num_classes, logits.dtype)
-  return _mutual_information_kernel(logits, labels, prior, where, objective)
+  return _mutual_information_kernel(logits, labels, prior, where, kind)
 
 
 @functools.partial(jax.jit, static_argnames="objective")

@@ -21,12 +21,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 from infocam_jax import _checks
 from infocam_jax.estimators import MIEstimate, mean_with_stderr, _check_prior_values
 
 Array = jax.Array
-ArrayLike = Any
 
 _LOG_2PI = math.log(2 * math.pi)
 PAPER_MEAN_MULTIPLIERS = (0.0, 1.0, -1.0, 2.0, -2.0)

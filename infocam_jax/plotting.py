@@ -383,8 +383,8 @@ def plot_threshold_curves(
                     markevery=(int(idx * every / max(n, 1)) % every, every),
                     markerfacecolor="none" if idx % 2 else None, zorder=2 + idx)
     if mark_best and np.any(np.isfinite(y)):
-      k = int(np.nanargmax(y))
-      ax.plot([t[k]], [y[k]], marker=_MARKERS[idx % len(_MARKERS)], color=line.get_color(),
+      best = int(np.nanargmax(y))
+      ax.plot([t[best]], [y[best]], marker=_MARKERS[idx % len(_MARKERS)], color=line.get_color(),
               markersize=9, markeredgecolor="black", linestyle="none", zorder=20 + idx)
       line.set_label(f"{label} (best {y[k]:.2f} at {t[k]:.2f})")
   for idx, (label, value) in enumerate(base.items()):

@@ -97,8 +97,8 @@ def synthetic_source(num_examples: int = 256, *, num_classes: int = 4, image_siz
     patch = colours[y][None, None, :] * (0.75 + 0.25 * stripes[..., None])
     images[i][inside] = patch[inside]
     boxes[i, 0] = (x0, y0, x0 + w - 1, y0 + h - 1)
-  images = ((images - np.asarray(transforms.IMAGENET_MEAN, np.float32))
-            / np.asarray(transforms.IMAGENET_STD, np.float32))
+  images = np.asarray((images - np.asarray(transforms.IMAGENET_MEAN, np.float32))
+                      / np.asarray(transforms.IMAGENET_STD, np.float32), np.float32)
   return ArraySource(image=images.astype(np.float32), label=labels.astype(np.int32),
                      bbox=boxes, bbox_mask=np.ones((num_examples, 1), bool),
                      num_classes=num_classes)

@@ -63,6 +63,8 @@ def per_example_loss(logits: jax.Array, labels: jax.Array, *, loss: str,
   if loss == "softmax":
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   if loss == "pc_softmax":
+    if prior is None:
+      raise ValueError("loss='pc_softmax' needs the training class `prior`.")
     return estimators.pc_softmax_cross_entropy_with_integer_labels(logits, labels, prior)
   raise ValueError(f"`loss` must be one of {LOSSES}, got {loss!r}.")
 

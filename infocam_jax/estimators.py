@@ -438,6 +438,13 @@ class MIEstimate(NamedTuple):
       variational lower bound; its gap is the expected KL between the true and
       the model posterior). ``NaN`` when ``num_samples < 2``.
     num_samples: the number of values averaged (int32).
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> a = ij.mean_with_stderr(jnp.array([1.0, 2.0, 3.0]))
+    >>> b = ij.mean_with_stderr(jnp.array([4.0, 5.0]))
+    >>> print(a.merge(b))  # pooled: the estimate over all five values
+    3.0000 ± 0.7071 nats (n=5)
   """
   estimate: Array
   stderr: Array
@@ -492,6 +499,12 @@ def mean_with_stderr(values: ArrayLike, where: ArrayLike | None = None) -> MIEst
   Two-pass (mean, then centred squares), so it is accurate in float32 for
   millions of values. ``where`` (bool, same shape) selects the values to use;
   with none selected the estimate is NaN.
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> e = ij.mean_with_stderr(jnp.array([1.0, 2.0, 3.0, 10.0]), where=jnp.array([1, 1, 1, 0]) > 0)
+    >>> float(e.estimate), float(e.stderr), int(e.num_samples)
+    (2.0, 0.5773..., 3)
   """
   _checks.require_floating(values, "values")
   values = jnp.asarray(values)
@@ -565,5 +578,12 @@ def checked(fn: Callable[..., Any], errors: Any = checkify.user_checks) -> Calla
     errors: the checkify error set; the default (``user_checks``) reports
       the estimators' value checks and any ``checkify.check`` in ``fn``. Pass
       e.g. ``checkify.user_checks | checkify.nan_checks`` to also catch NaNs.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, infocam_jax as ij
+    >>> mi = jax.jit(ij.checked(ij.mutual_information))
+    >>> err, _ = mi(jnp.zeros((2, 3)), jnp.array([0, 5]))   # label 5 is out of range
+    >>> print(err.get().splitlines()[0])
+    `labels` must lie in [0, 2] (num_classes=3), got values in [0, 5]...
   """
   return checkify.checkify(fn, errors=errors)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
-from types import ModuleType
-from typing import Any
+
+TYPE_CHECKING = False  # (typing is not imported: it would double `import infocam_jax`'s cost)
+if TYPE_CHECKING:
+  from collections.abc import Callable, Mapping, Sequence
+  from types import ModuleType
+  from typing import Any
 
 
 def lazy_exports(package: str, namespace: dict[str, Any], exports: Mapping[str, str],

@@ -99,3 +99,15 @@ def test_type_checkers_see_exactly_the_lazy_exports(package):
             seen[alias.name] = stmt.module
   want = {name: f"{package}.{module}" for name, module in pkg._EXPORTS.items()}  # pylint: disable=protected-access
   assert seen == want
+
+
+def test_import_is_light():
+  """`import infocam_jax` loads neither jax nor numpy (milliseconds; BUILD_NOTES "Dependencies"
+  has the measured times): they load on first use of a name."""
+  code = ("import sys, infocam_jax\n"
+          "heavy = [m for m in ('jax', 'numpy', 'flax', 'tensorflow_datasets', 'numba') "
+          "if m in sys.modules]\n"
+          "assert not heavy, heavy\n"
+          "infocam_jax.pmi\n"
+          "assert 'jax' in sys.modules\n")
+  subprocess.run([sys.executable, "-c", code], check=True)

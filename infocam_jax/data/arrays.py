@@ -157,8 +157,15 @@ class ArrayPipeline:
             "bbox_mask": src.bbox_mask[idx] & valid[:, None], "mask": valid.copy()}
 
   def iterate(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
-    """Batches ``start_step, start_step+1, ...`` (endless) with prefetch."""
-    return _prefetch((self.get_batch(s) for s in _count(start_step)), self.prefetch)
+    """Batches ``start_step, start_step+1, ...`` with prefetch, as ``Pipeline.iterate``:
+    endless for training; for evaluation, to the end of the epoch holding ``start_step``
+    (one ordered pass from 0), so ``for batch in pipe.iterate(0)`` ends."""
+    if self.train:
+      steps: Iterator[int] = _count(start_step)
+    else:
+      end = (start_step // self.steps_per_epoch + 1) * self.steps_per_epoch
+      steps = iter(range(start_step, end))
+    return _prefetch((self.get_batch(s) for s in steps), self.prefetch)
 
 
 def _count(start: int) -> Iterator[int]:

@@ -23,7 +23,7 @@ release = version = infocam_jax.__version__
 
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode", "myst_parser"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "results"]  # docs/results: recorded result files of the tables
 html_theme = "furo"
 html_title = f"infocam-jax {release}"
 myst_heading_anchors = 3

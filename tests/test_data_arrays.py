@@ -13,7 +13,7 @@ def test_eval_iterate_is_one_pass_and_train_iterate_is_endless():
   src = arrays.synthetic_source(50, num_classes=3, image_size=16, seed=0)
   ev = arrays.ArrayPipeline(src, batch_size=16, train=False)
   batches = list(ev.iterate(0))  # ends (it looped forever before: evaluators hung)
-  assert len(batches) == ev.steps_per_epoch == 4
+  assert len(batches) == ev.steps_per_epoch == 4 and ev.num_examples == 50
   for i, b in enumerate(batches):
     np.testing.assert_array_equal(b["label"], ev.get_batch(i)["label"])
   assert sum(int(b["mask"].sum()) for b in batches) == 50

@@ -135,6 +135,11 @@ class ArrayPipeline:
   def num_classes(self) -> int:
     return self.source.num_classes
 
+  @property
+  def num_examples(self) -> int:
+    """Examples in the split (as ``Pipeline.num_examples``)."""
+    return len(self.source)
+
   def global_indices(self, step: int) -> tuple[np.ndarray, np.ndarray]:
     """``(indices [B], valid [B])`` of the global batch at ``step``."""
     b = self.batch_size

@@ -159,7 +159,8 @@ class ArrayPipeline:
     idx, valid = idx[rows], valid[rows]
     src = self.source
     return {"image": src.image[idx], "label": src.label[idx], "bbox": src.bbox[idx],
-            "bbox_mask": src.bbox_mask[idx] & valid[:, None], "mask": valid.copy()}
+            "bbox_mask": src.bbox_mask[idx] & valid[:, None], "mask": valid.copy(),
+            "index": np.where(valid, idx, -1).astype(np.int64)}  # as Pipeline's (-1: padding)
 
   def iterate(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
     """Batches ``start_step, start_step+1, ...`` with prefetch, as ``Pipeline.iterate``:

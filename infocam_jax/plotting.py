@@ -386,7 +386,7 @@ def plot_threshold_curves(
       best = int(np.nanargmax(y))
       ax.plot([t[best]], [y[best]], marker=_MARKERS[idx % len(_MARKERS)], color=line.get_color(),
               markersize=9, markeredgecolor="black", linestyle="none", zorder=20 + idx)
-      line.set_label(f"{label} (best {y[k]:.2f} at {t[k]:.2f})")
+      line.set_label(f"{label} (best {y[best]:.2f} at {t[best]:.2f})")
   for idx, (label, value) in enumerate(base.items()):
     ax.axhline(value, color=("0.25", "0.55", "0.4")[idx % 3], linewidth=1.3,
                linestyle=(0, (6, 2, 1, 2)), label=f"{label}: {value:.2f} (no threshold)",

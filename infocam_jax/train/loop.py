@@ -374,7 +374,7 @@ def with_initial_variables(state: TrainState, variables: Mapping[str, PyTree]) -
       out[name] = current
       continue
     new = variables[name]
-    if str(jax.tree.structure(new)) != str(jax.tree.structure(current)):
+    if jax.tree.structure(new) != jax.tree.structure(current):  # type: ignore[operator]
       raise ValueError(f"initial_variables[{name!r}] does not match the model's {name} tree.")
     for path, a, b in zip(jax.tree_util.tree_leaves_with_path(current),
                           jax.tree.leaves(current), jax.tree.leaves(new)):

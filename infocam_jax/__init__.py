@@ -6,6 +6,12 @@ Cross-Entropy: Neural Network Classifier as Mutual Information Estimator"
 
 The public names below are imported lazily (on first attribute access) so that
 ``import infocam_jax`` stays cheap and never pulls in tensorflow-datasets.
+``pip install infocam-jax`` installs the core (jax, numpy, chex): the
+estimators, ``GaussianMixture`` and the CAM / infoCAM maps. The box API
+(``boxes_from_maps``, ``max_box_accuracy``, ...) needs the extra ``[wsol]``,
+``models`` ``[models]``, ``data`` ``[data]``, ``train`` ``[train]``, ``plotting``
+``[plot]``; without it, using them raises an ``ImportError`` naming the
+``pip install`` to run.
 Sub-packages and modules, also imported on first access (``ij.models``):
 ``models``, ``data``, ``train``, ``evaluators``, ``estimators``, ``gaussian``,
 ``cam``, ``boxes``, ``localization``, ``plotting``, ``io``.
@@ -15,7 +21,18 @@ from __future__ import annotations
 
 from infocam_jax import _lazy
 
-__version__ = "0.1.0"
+# typing.TYPE_CHECKING without importing typing (~10 ms): type checkers read the name as True.
+TYPE_CHECKING = False
+
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
+
+# The box subsystem's modules (extra [wsol]); one table so that moving them is a
+# one-line change here (the TYPE_CHECKING imports below are checked against it
+# by tests/test_package.py).
+_BOX_MODULES: dict[str, str] = {
+    "boxes": "boxes",
+    "localization": "localization",
+}
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -23,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "pc_log_softmax": "estimators",
     "pc_softmax": "estimators",
     "pc_softmax_cross_entropy": "estimators",
+    "pc_softmax_cross_entropy_with_integer_labels": "estimators",
     "pmi": "estimators",
     "mutual_information": "estimators",
     "MIEstimate": "estimators",
@@ -40,27 +58,54 @@ _EXPORTS: dict[str, str] = {
     "region_sum": "cam",
     "grad_cam_from_head": "cam",
     "gap_dense_head": "cam",
-    # Boxes and localisation metrics.
-    "boxes_from_maps": "boxes",
-    "box_iou": "boxes",
-    "iou_levels": "boxes",
-    "Boxes": "boxes",
-    "MultiBoxes": "boxes",
-    "xywh_to_xyxy": "boxes",
-    "resize_crop_boxes": "boxes",
-    "legacy_resize_crop_boxes": "boxes",
-    "tiny_imagenet_legacy_boxes": "boxes",
-    "max_box_accuracy": "localization",
-    "BoxAccuracy": "localization",
-    "BoxAccuracyState": "localization",
-    "BoxAccuracyResult": "localization",
-    "PROTOCOLS": "localization",
+    # Boxes and localisation metrics (extra [wsol]).
+    "boxes_from_maps": _BOX_MODULES["boxes"],
+    "box_iou": _BOX_MODULES["boxes"],
+    "iou_levels": _BOX_MODULES["boxes"],
+    "Boxes": _BOX_MODULES["boxes"],
+    "MultiBoxes": _BOX_MODULES["boxes"],
+    "xywh_to_xyxy": _BOX_MODULES["boxes"],
+    "resize_crop_boxes": _BOX_MODULES["boxes"],
+    "legacy_resize_crop_boxes": _BOX_MODULES["boxes"],
+    "tiny_imagenet_legacy_boxes": _BOX_MODULES["boxes"],
+    "max_box_accuracy": _BOX_MODULES["localization"],
+    "BoxAccuracy": _BOX_MODULES["localization"],
+    "BoxAccuracyState": _BOX_MODULES["localization"],
+    "BoxAccuracyResult": _BOX_MODULES["localization"],
+    "PROTOCOLS": _BOX_MODULES["localization"],
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
-
 _SUBMODULES = ("models", "data", "train", "evaluators", "estimators", "gaussian", "cam", "boxes",
                "localization", "plotting", "io")
 
-__getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__, _SUBMODULES)
+# module or sub-package -> the extra it needs (the core needs none).
+_EXTRAS: dict[str, str] = {
+    _BOX_MODULES["boxes"]: "wsol",
+    _BOX_MODULES["localization"]: "wsol",
+    "models": "models",
+    "data": "data",
+    "train": "train",
+    "plotting": "plot",
+}
+
+if not TYPE_CHECKING:  # hidden from type checkers, so that a misspelt name is an error
+  __getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__, _SUBMODULES,
+                                            _EXTRAS)
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
+  from infocam_jax import (boxes, cam, data, estimators, evaluators, gaussian, io, localization,
+                           models, plotting, train)
+  from infocam_jax.boxes import (Boxes, MultiBoxes, box_iou, boxes_from_maps, iou_levels,
+                                 legacy_resize_crop_boxes, resize_crop_boxes,
+                                 tiny_imagenet_legacy_boxes, xywh_to_xyxy)
+  from infocam_jax.cam import (class_activation_map, gap_dense_head, grad_cam, grad_cam_from_head,
+                               infocam, normalize_maps, region_sum, upsample_maps)
+  from infocam_jax.estimators import (MIEstimate, checked, mean_with_stderr, mutual_information,
+                                      pc_log_softmax, pc_softmax, pc_softmax_cross_entropy,
+                                      pc_softmax_cross_entropy_with_integer_labels, pmi,
+                                      prior_from_counts)
+  from infocam_jax.gaussian import GaussianMixture
+  from infocam_jax.localization import (PROTOCOLS, BoxAccuracy, BoxAccuracyResult, BoxAccuracyState,
+                                        max_box_accuracy)

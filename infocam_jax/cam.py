@@ -132,6 +132,13 @@ def class_activation_map(features: chex.Array, weights: chex.Array, labels: chex
 
   Returns:
     float32 ``[B, H, W]``.
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> features = jnp.ones((2, 7, 7, 8))   # [B, h, w, C]
+    >>> weights = jnp.ones((8, 3))          # [C, K]
+    >>> ij.class_activation_map(features, weights, jnp.array([0, 2])).shape
+    (2, 7, 7)
   """
   b, h, w, _, _ = _check_features_weights_labels(features, weights, labels)
   _check_choice(reduce, _REDUCTIONS, "reduce")
@@ -179,6 +186,14 @@ def region_sum(maps: chex.Array, region_size: int = 4, padding: str = "full") ->
 
   Returns:
     float32 ``[..., H', W']``.
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> print(ij.region_sum(jnp.ones((1, 3, 3)), region_size=2)[0])
+    [[1. 2. 2. 1.]
+     [2. 4. 4. 2.]
+     [2. 4. 4. 2.]
+     [1. 2. 2. 1.]]
   """
   _checks.require_maps(maps, None, "[..., H, W]")
   k = _check_region_size(region_size)
@@ -225,7 +240,7 @@ def infocam(features: chex.Array, weights: chex.Array, labels: chex.Array, *,
   **Decomposition** (why it is "informative"). For a GAP + dense head
   ``f_k = (1/HW) Σ_{ij} W[:, k]ᵀ A(i, j) + b_k`` and the paper's PMI estimate
   ``PMI(x; k) = f_k - log Σ_j p_j e^{f_j}`` (the normaliser cancels in any
-  difference), the ``variant="mean"`` map with ``region_size=1`` satisfies
+  difference), the ``variant="mean"`` map with ``region_size=1`` satisfies::
 
       (1/HW) Σ_{ij} M(i, j) = PMI(x; y) - (1/(K-1)) Σ_{k≠y} PMI(x; k)
                                - (b_y - (1/(K-1)) Σ_{k≠y} b_k)
@@ -261,6 +276,15 @@ def infocam(features: chex.Array, weights: chex.Array, labels: chex.Array, *,
 
   Returns:
     float32 ``[B, H+k-1, W+k-1]`` (``"full"``) or ``[B, H, W]`` (``"same"``).
+
+  Example:
+    >>> import jax, jax.numpy as jnp, infocam_jax as ij
+    >>> features = jax.random.normal(jax.random.key(0), (2, 7, 7, 8))
+    >>> weights = jax.random.normal(jax.random.key(1), (8, 3))
+    >>> ij.infocam(features, weights, jnp.array([0, 2])).shape  # 4x4 region sum, "full"
+    (2, 10, 10)
+    >>> ij.infocam(features, weights, jnp.array([0, 2]), region_size=1).shape
+    (2, 7, 7)
   """
   b, h, w, _, k = _check_features_weights_labels(features, weights, labels)
   _check_choice(variant, _VARIANTS, "variant")
@@ -294,6 +318,12 @@ def gap_dense_head(weights: chex.Array, bias: chex.Array | None = None
   """The GAP + dense head ``features [B,H,W,C] -> logits [B,K]`` as a function.
 
   For `grad_cam_from_head` with the (W, b) of ``models.head_weights``.
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> head = ij.gap_dense_head(jnp.ones((8, 3)), jnp.array([0.0, 1.0, 2.0]))
+    >>> print(head(jnp.ones((1, 7, 7, 8))))
+    [[ 8.  9. 10.]]
   """
   _checks.require_floating(weights, "weights")
   _checks.require_ndim(weights, 2, "weights", "[C, K]")
@@ -345,6 +375,13 @@ def grad_cam_from_head(head_fn: Callable[[jax.Array], jax.Array], features: chex
 
   Returns:
     float32 ``[B, H, W]``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, infocam_jax as ij
+    >>> features = jax.random.normal(jax.random.key(0), (2, 7, 7, 8))
+    >>> head = ij.gap_dense_head(jax.random.normal(jax.random.key(1), (8, 3)))
+    >>> ij.grad_cam_from_head(head, features, jnp.array([0, 2])).shape
+    (2, 7, 7)
   """
   _checks.require_floating(features, "features")
   _checks.require_ndim(features, 4, "features", "[B, H, W, C], NHWC")
@@ -398,6 +435,15 @@ def grad_cam(apply_fn: Callable[..., Any], variables: Mapping[str, Any], images:
 
   Returns:
     float32 ``[B, H, W]``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, infocam_jax as ij
+    >>> from infocam_jax import models  # pip install 'infocam-jax[models]'
+    >>> model = models.create_model("resnet_tiny", 10)
+    >>> images = jnp.zeros((2, 32, 32, 3))
+    >>> variables = model.init(jax.random.key(0), images, train=False)
+    >>> ij.grad_cam(model.apply, variables, images, jnp.array([1, 2]), train=False).shape
+    (2, 4, 4)
   """
   _checks.require_integer(labels, "labels")
   _checks.require_ndim(labels, 1, "labels", "[B]")
@@ -523,6 +569,15 @@ def upsample_maps(maps: chex.Array, size: int | Sequence[int], method: str = "bi
 
   Returns:
     float32 array ``[..., H, W]``.
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> up = ij.upsample_maps(jnp.array([[[0.0, 1.0], [1.0, 2.0]]]), (4, 4))  # bilinear
+    >>> print(up[0])
+    [[0.   0.25 0.75 1.  ]
+     [0.25 0.5  1.   1.25]
+     [0.75 1.   1.5  1.75]
+     [1.   1.25 1.75 2.  ]]
   """
   _checks.require_maps(maps, None, "[..., h, w]")
   if method not in _METHODS:
@@ -563,6 +618,15 @@ def normalize_maps(maps: chex.Array) -> jax.Array:
 
   Returns:
     float32 array of the same shape, values in [0, 1].
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> print(ij.normalize_maps(jnp.array([[[0.0, 2.0], [1.0, 4.0]], [[3.0, 3.0], [3.0, 3.0]]])))
+    [[[0.   0.5 ]
+      [0.25 1.  ]]
+    <BLANKLINE>
+     [[0.   0.  ]
+      [0.   0.  ]]]
   """
   _checks.require_maps(maps, None, "[..., H, W]")
   return _normalize_core(jnp.asarray(maps))

@@ -58,11 +58,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
+from jax.typing import ArrayLike, DTypeLike
 
 from infocam_jax import _checks
 
 Array = jax.Array
-ArrayLike = Any
 Objective = Literal["pc_softmax", "softmax"]
 
 _OBJECTIVES = ("pc_softmax", "softmax")
@@ -162,9 +162,18 @@ def _as_where(where: ArrayLike | None, batch_shape: tuple[int, ...]) -> Array | 
   return jnp.asarray(where)
 
 
-def _check_objective(objective: str) -> None:
+def _check_objective(objective: str | None, prior: ArrayLike | None) -> str:
+  """The objective to use; ``objective`` is required whenever a prior is given."""
+  if objective is None:
+    if prior is not None:
+      raise ValueError(
+          "`objective` is required when `prior` is given: objective='pc_softmax' for logits "
+          "trained with PC-softmax (log s~_y), objective='softmax' for logits trained with "
+          "plain softmax cross-entropy (log softmax_y - log p_y).")
+    return "softmax"  # uniform prior: both objectives give log softmax_y + log K
   if objective not in _OBJECTIVES:
     raise ValueError(f"`objective` must be one of {_OBJECTIVES}, got {objective!r}.")
+  return objective
 
 
 # ----------------------------------------------------------------------------
@@ -212,7 +221,7 @@ def _mean_with_stderr_kernel(values: Array, where: Array | None) -> MIEstimate:
 # ----------------------------------------------------------------------------
 
 
-def prior_from_counts(counts: ArrayLike, dtype: Any = jnp.float32) -> Array:
+def prior_from_counts(counts: ArrayLike, dtype: DTypeLike = jnp.float32) -> Array:
   """Class prior ``p_k = n_k / sum_j n_j`` from per-class counts.
 
   Args:
@@ -222,6 +231,11 @@ def prior_from_counts(counts: ArrayLike, dtype: Any = jnp.float32) -> Array:
   Returns:
     [K] probability vector. Concrete counts are normalised in float64 and then
     rounded, so the result sums to 1 to within the dtype's precision.
+
+  Example:
+    >>> import infocam_jax as ij
+    >>> print(ij.prior_from_counts([50, 150, 300]))
+    [0.1 0.3 0.6]
   """
   if not jnp.issubdtype(_checks.dtype_of(counts), jnp.number):
     raise ValueError(f"`counts` must be a numeric array, got dtype {_checks.dtype_of(counts)}.")
@@ -235,10 +249,10 @@ def prior_from_counts(counts: ArrayLike, dtype: Any = jnp.float32) -> Array:
     if c.sum() <= 0:
       raise ValueError("`counts` must not all be zero.")
     return jnp.asarray(c / c.sum(), dtype=dtype)
-  c = jnp.asarray(counts).astype(dtype)
-  checkify.debug_check(jnp.all(c >= 0) & (jnp.sum(c) > 0),
+  traced = jnp.asarray(counts).astype(dtype)
+  checkify.debug_check(jnp.all(traced >= 0) & (jnp.sum(traced) > 0),
                        "`counts` must be non-negative and not all zero.")
-  return c / jnp.sum(c)
+  return traced / jnp.sum(traced)
 
 
 def pc_log_softmax(logits: ArrayLike, prior: ArrayLike) -> Array:
@@ -254,6 +268,12 @@ def pc_log_softmax(logits: ArrayLike, prior: ArrayLike) -> Array:
 
   Returns:
     [..., K] log PC-softmax in nats (float32, or float64 for float64 logits).
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> logits, prior = jnp.array([2.0, 0.0]), jnp.array([0.8, 0.2])
+    >>> print(ij.pc_log_softmax(logits, prior))  # z_k - log(0.8 e^2 + 0.2)
+    [ 0.1899 -1.8101 ]
   """
   logits = _as_logits(logits)
   prior = _as_prior(prior, logits.shape[-1], logits.dtype)
@@ -268,25 +288,91 @@ def pc_softmax(logits: ArrayLike, prior: ArrayLike) -> Array:
 
   Not a distribution over k (``sum_k s~_k != 1``); ``sum_k p_k s~_k = 1`` and
   ``0 <= s~_k <= 1 / p_k``. ``s~_y`` estimates ``p(y|x) / p(y)``.
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> prior = jnp.array([0.8, 0.2])
+    >>> s = ij.pc_softmax(jnp.array([2.0, 0.0]), prior)
+    >>> print(s, float(jnp.sum(prior * s)))
+    [1.2091 0.1636] 1.0
   """
   return jnp.exp(pc_log_softmax(logits, prior))
 
 
-def pc_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, prior: ArrayLike) -> Array:
-  """Per-example NLL of PC-softmax, ``-log s~_y``; [...] in nats.
+def pc_softmax_cross_entropy_with_integer_labels(logits: ArrayLike, labels: ArrayLike,
+                                                 prior: ArrayLike) -> Array:
+  """Per-example NLL of PC-softmax for integer labels, ``-log s~_y``; [...] in nats.
 
-  Equals ``softmax_cross_entropy(z + log p, y) + log p_y``, so its gradient
-  with respect to the logits is that of the logit-adjusted cross-entropy
+  The PC-softmax training loss (named as ``optax``'s
+  ``softmax_cross_entropy_with_integer_labels``; :func:`pc_softmax_cross_entropy`
+  takes one-hot or probability labels). Equals ``softmax_cross_entropy(z +
+  log p, y) + log p_y``, so its gradient with respect to the logits is that of
+  the logit-adjusted cross-entropy
   ``optax.softmax_cross_entropy_with_integer_labels(logits + log(prior),
   labels)``. With a uniform prior it is ``CE(z, y) - log K``. It equals
-  ``-pmi(logits, labels, prior)``; its mean is ``-(MI estimate)``.
+  ``-pmi(logits, labels, prior, objective="pc_softmax")``; its mean is
+  ``-(MI estimate)``.
 
   Args:
     logits: [..., K] floating.
     labels: [...] integer in [0, K).
     prior: [K] class prior.
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> logits = jnp.array([[2.0, 0.0], [0.0, 1.0]])
+    >>> loss = ij.pc_softmax_cross_entropy_with_integer_labels(
+    ...     logits, jnp.array([0, 1]), prior=jnp.array([0.8, 0.2]))
+    >>> print(loss)
+    [-0.1899 -0.7046]
   """
   return -pmi(logits, labels, prior, objective="pc_softmax")
+
+
+def pc_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, prior: ArrayLike) -> Array:
+  """Per-example PC-softmax cross-entropy for one-hot or probability labels; [...] in nats.
+
+  ``-sum_k labels_k log s~_k``, the PC-softmax counterpart of
+  ``optax.softmax_cross_entropy`` (for integer labels use
+  :func:`pc_softmax_cross_entropy_with_integer_labels`). With one-hot labels
+  the two are equal.
+
+  Args:
+    logits: [..., K] floating.
+    labels: [..., K] floating, each row a probability distribution over the
+      K classes (non-negative, summing to 1), e.g. ``jax.nn.one_hot(y, K)``.
+    prior: [K] class prior.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, infocam_jax as ij
+    >>> logits = jnp.array([[2.0, 0.0], [0.0, 1.0]])
+    >>> one_hot = jax.nn.one_hot(jnp.array([0, 1]), 2)
+    >>> print(ij.pc_softmax_cross_entropy(logits, one_hot, prior=jnp.array([0.8, 0.2])))
+    [-0.1899 -0.7046]
+  """
+  logits = _as_logits(logits)
+  if not jnp.issubdtype(_checks.dtype_of(labels), jnp.floating) or (
+      tuple(np.shape(labels)) != tuple(logits.shape)):
+    raise ValueError(
+        f"`labels` must be floating with the logits' shape {tuple(logits.shape)} (one-hot or "
+        f"probabilities), got dtype {_checks.dtype_of(labels)} and shape "
+        f"{tuple(np.shape(labels))}; for integer labels use "
+        "pc_softmax_cross_entropy_with_integer_labels.")
+  if _checks.is_concrete(labels):
+    lab = np.asarray(labels, np.float64)
+    if not np.all(np.isfinite(lab)) or np.any(lab < 0) or (
+        lab.size and np.max(np.abs(lab.sum(-1) - 1)) > 1e-4):
+      raise ValueError("`labels` must hold probability distributions over the last axis "
+                       "(finite, non-negative, each row summing to 1).")
+  labels = jnp.asarray(labels).astype(logits.dtype)
+  prior = _as_prior(prior, logits.shape[-1], logits.dtype)
+  return _pc_cross_entropy_kernel(logits, labels, prior)
+
+
+@jax.jit
+def _pc_cross_entropy_kernel(logits: Array, labels: Array, prior: Array) -> Array:
+  log_s = _log_pc_softmax_impl(logits, prior)
+  return -jnp.sum(jnp.where(labels > 0, labels * log_s, 0), axis=-1)
 
 
 # ----------------------------------------------------------------------------
@@ -295,7 +381,7 @@ def pc_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, prior: ArrayL
 
 
 def pmi(logits: ArrayLike, labels: ArrayLike, prior: ArrayLike | None = None, *,
-        objective: Objective = "pc_softmax") -> Array:
+        objective: Objective | None = None) -> Array:
   """Per-example point-wise mutual information estimate ``log q(y|x) / p(y)``.
 
   * ``prior=None`` (balanced data, ``p_y = 1/K``): ``log softmax_y(z) + log K``.
@@ -314,19 +400,31 @@ def pmi(logits: ArrayLike, labels: ArrayLike, prior: ArrayLike | None = None, *,
     logits: [..., K] floating.
     labels: [...] integer in [0, K).
     prior: [K] class prior or ``None`` (uniform).
-    objective: the objective the logits were trained with (see above);
-      irrelevant when ``prior`` is ``None``.
+    objective: the objective the logits were trained with (see above):
+      required when ``prior`` is given (a ``ValueError`` otherwise, since
+      the two readings differ), irrelevant when it is ``None``.
 
   Returns:
     [...] PMI estimates in nats.
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> logits, labels = jnp.array([[2.0, 0.0], [0.0, 1.0]]), jnp.array([0, 1])
+    >>> print(ij.pmi(logits, labels))  # balanced: log softmax_y + log 2
+    [0.5662 0.3799]
+    >>> prior = jnp.array([0.8, 0.2])
+    >>> print(ij.pmi(logits, labels, prior, objective="pc_softmax"))
+    [0.1899 0.7046]
+    >>> print(ij.pmi(logits, labels, prior, objective="softmax"))
+    [0.0962 1.2962 ]
   """
-  _check_objective(objective)
+  kind = _check_objective(objective, prior)
   logits = _as_logits(logits)
   num_classes = logits.shape[-1]
   labels = _as_labels(labels, logits.shape[:-1], num_classes)
   if prior is not None:
     prior = _as_prior(prior, num_classes, logits.dtype)
-  return _pmi_kernel(logits, labels, prior, objective)
+  return _pmi_kernel(logits, labels, prior, kind)
 
 
 class ConfidenceInterval(NamedTuple):
@@ -353,6 +451,13 @@ class MIEstimate(NamedTuple):
       variational lower bound; its gap is the expected KL between the true and
       the model posterior). ``NaN`` when ``num_samples < 2``.
     num_samples: the number of values averaged (int32).
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> a = ij.mean_with_stderr(jnp.array([1.0, 2.0, 3.0]))
+    >>> b = ij.mean_with_stderr(jnp.array([4.0, 5.0]))
+    >>> print(a.merge(b))  # pooled: the estimate over all five values
+    3.0000 ± 0.7071 nats (n=5)
   """
   estimate: Array
   stderr: Array
@@ -412,6 +517,12 @@ def mean_with_stderr(values: ArrayLike, where: ArrayLike | None = None) -> MIEst
   Two-pass (mean, then centred squares), so it is accurate in float32 for
   millions of values. ``where`` (bool, same shape) selects the values to use;
   with none selected the estimate is NaN.
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> e = ij.mean_with_stderr(jnp.array([1.0, 2.0, 3.0, 10.0]), where=jnp.array([1, 1, 1, 0]) > 0)
+    >>> float(e.estimate), float(e.stderr), int(e.num_samples)
+    (2.0, 0.5773..., 3)
   """
   _checks.require_floating(values, "values")
   values = jnp.asarray(values)
@@ -420,7 +531,7 @@ def mean_with_stderr(values: ArrayLike, where: ArrayLike | None = None) -> MIEst
 
 
 def mutual_information(logits: ArrayLike, labels: ArrayLike, prior: ArrayLike | None = None, *,
-                       objective: Objective = "pc_softmax",
+                       objective: Objective | None = None,
                        where: ArrayLike | None = None) -> MIEstimate:
   """MI estimate ``mean(pmi)`` over all examples, with its standard error.
 
@@ -436,22 +547,29 @@ def mutual_information(logits: ArrayLike, labels: ArrayLike, prior: ArrayLike | 
       anything, e.g. padding).
     prior: [K] class prior, or ``None`` for balanced data.
     objective: "pc_softmax" or "softmax", the objective the logits were
-      trained with.
+      trained with; required when ``prior`` is given.
     where: optional [...] bool mask of the examples to include (e.g. the
       ``mask`` of a padded evaluation batch).
 
   Returns:
     ``MIEstimate(estimate, stderr, num_samples)`` in nats. Pool several
     batches with ``MIEstimate.merge``.
+
+  Example:
+    >>> import jax.numpy as jnp, infocam_jax as ij
+    >>> logits = jnp.array([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
+    >>> mi = ij.mutual_information(logits, jnp.array([0, 1, 0]))
+    >>> print(f"{float(mi.estimate):.4f} +- {float(mi.stderr):.4f} nats, n={int(mi.num_samples)}")
+    0.5302 +- 0.0785 nats, n=3
   """
-  _check_objective(objective)
+  kind = _check_objective(objective, prior)
   logits = _as_logits(logits)
   where = _as_where(where, logits.shape[:-1])
   num_classes = logits.shape[-1]
   labels = _as_labels(labels, logits.shape[:-1], num_classes, where)
   if prior is not None:
     prior = _as_prior(prior, num_classes, logits.dtype)
-  return _mutual_information_kernel(logits, labels, prior, where, objective)
+  return _mutual_information_kernel(logits, labels, prior, where, kind)
 
 
 @functools.partial(jax.jit, static_argnames="objective")
@@ -478,5 +596,12 @@ def checked(fn: Callable[..., Any], errors: Any = checkify.user_checks) -> Calla
     errors: the checkify error set; the default (``user_checks``) reports
       the estimators' value checks and any ``checkify.check`` in ``fn``. Pass
       e.g. ``checkify.user_checks | checkify.nan_checks`` to also catch NaNs.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, infocam_jax as ij
+    >>> mi = jax.jit(ij.checked(ij.mutual_information))
+    >>> err, _ = mi(jnp.zeros((2, 3)), jnp.array([0, 5]))   # label 5 is out of range
+    >>> print(err.get().splitlines()[0])
+    `labels` must lie in [0, 2] (num_classes=3), got values in [0, 5]...
   """
   return checkify.checkify(fn, errors=errors)

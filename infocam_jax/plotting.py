@@ -13,6 +13,10 @@ is drawn along the outer pixel edges, ``x0 - 0.5 … x1 + 0.5``.
 
 from __future__ import annotations
 
+from infocam_jax import _deps
+
+_deps.require("plot", "infocam_jax.plotting")
+
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -379,10 +383,10 @@ def plot_threshold_curves(
                     markevery=(int(idx * every / max(n, 1)) % every, every),
                     markerfacecolor="none" if idx % 2 else None, zorder=2 + idx)
     if mark_best and np.any(np.isfinite(y)):
-      k = int(np.nanargmax(y))
-      ax.plot([t[k]], [y[k]], marker=_MARKERS[idx % len(_MARKERS)], color=line.get_color(),
+      best = int(np.nanargmax(y))
+      ax.plot([t[best]], [y[best]], marker=_MARKERS[idx % len(_MARKERS)], color=line.get_color(),
               markersize=9, markeredgecolor="black", linestyle="none", zorder=20 + idx)
-      line.set_label(f"{label} (best {y[k]:.2f} at {t[k]:.2f})")
+      line.set_label(f"{label} (best {y[best]:.2f} at {t[best]:.2f})")
   for idx, (label, value) in enumerate(base.items()):
     ax.axhline(value, color=("0.25", "0.55", "0.4")[idx % 3], linewidth=1.3,
                linestyle=(0, (6, 2, 1, 2)), label=f"{label}: {value:.2f} (no threshold)",

@@ -533,7 +533,7 @@ def test_cross_entropy_gradient_never_changes_the_sum_of_head_columns(seed, pc):
   def loss(w):
     logits = feats.mean((1, 2)) @ w + bias
     if pc:
-      return estimators.pc_softmax_cross_entropy(logits, labels, prior).mean()
+      return estimators.pc_softmax_cross_entropy_with_integer_labels(logits, labels, prior).mean()
     return -jax.nn.log_softmax(logits)[jnp.arange(B), labels].mean()
 
   g = jax.grad(loss)(weights)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import chex
@@ -31,9 +32,11 @@ prior_st = hnp.arrays(np.float64, (K,), elements=st.floats(0.02, 1.0)).map(lambd
 # with their value checks, are covered by the example-based tests below).
 pc_log_softmax = jax.jit(ij.pc_log_softmax)
 pc_softmax = jax.jit(ij.pc_softmax)
-pc_ce = jax.jit(ij.pc_softmax_cross_entropy)
+pc_ce = jax.jit(ij.pc_softmax_cross_entropy_with_integer_labels)
+pc_ce_dist = jax.jit(ij.pc_softmax_cross_entropy)
 pmi = jax.jit(ij.pmi, static_argnames="objective")
-grad_pc_ce = jax.jit(jax.grad(lambda z, y, p: jnp.sum(ij.pc_softmax_cross_entropy(z, y, p))))
+grad_pc_ce = jax.jit(jax.grad(
+    lambda z, y, p: jnp.sum(ij.pc_softmax_cross_entropy_with_integer_labels(z, y, p))))
 grad_optax = jax.jit(jax.grad(
     lambda z, y, p: jnp.sum(optax.softmax_cross_entropy_with_integer_labels(z + jnp.log(p), y))))
 optax_ce = jax.jit(
@@ -93,13 +96,26 @@ def test_gradient_equals_logit_adjusted_optax_loss(z, y, prior):
 
 @given(logits_st, labels_st, prior_st)
 def test_cross_entropy_is_negative_pmi(z, y, prior):
-  np.testing.assert_array_equal(pc_ce(z, y, prior), -pmi(z, y, prior))
+  np.testing.assert_array_equal(pc_ce(z, y, prior), -pmi(z, y, prior, objective="pc_softmax"))
+
+
+@given(logits_st, labels_st, prior_st, hnp.arrays(np.float64, (B, K), elements=st.floats(0.0, 1.0)))
+def test_probability_labels_form(z, y, prior, w):
+  """One-hot labels give the integer form (as optax's pair); probability labels are the
+  label-weighted mix of the integer form over classes (linear in the labels)."""
+  one_hot = np.eye(K, dtype=np.float32)[y]
+  np.testing.assert_allclose(pc_ce_dist(z, one_hot, prior), pc_ce(z, y, prior), rtol=1e-6,
+                             atol=1e-5)
+  w = (w + 1e-3) / (w + 1e-3).sum(-1, keepdims=True)
+  per_class = np.stack([pc_ce(z, np.full(B, k, np.int32), prior) for k in range(K)], -1)
+  np.testing.assert_allclose(pc_ce_dist(z, w.astype(np.float32), prior),
+                             np.sum(w * per_class, -1), rtol=1e-5, atol=1e-4)
 
 
 @given(hnp.arrays(np.float32, (B,), elements=finite), labels_st, prior_st)
 def test_pmi_of_constant_logits_is_zero(c, y, prior):
   z = np.repeat(c[:, None], K, axis=1)
-  np.testing.assert_allclose(pmi(z, y, prior), 0, atol=1e-5)
+  np.testing.assert_allclose(pmi(z, y, prior, objective="pc_softmax"), 0, atol=1e-5)
   np.testing.assert_allclose(pmi(z, y), 0, atol=1e-5)
 
 
@@ -111,7 +127,7 @@ def test_pmi_readings(z, y, prior):
   np.testing.assert_allclose(pmi(z, y, prior, objective="softmax"), ls - np.log(prior[y]),
                              atol=5e-5, rtol=1e-5)
   # a PC-softmax model's logits z equal a plain-softmax model's logits z + log p.
-  np.testing.assert_allclose(pmi(z, y, prior),
+  np.testing.assert_allclose(pmi(z, y, prior, objective="pc_softmax"),
                              pmi(z + np.log(prior).astype(np.float32), y, prior,
                                     objective="softmax"), atol=1e-4)
 
@@ -119,7 +135,7 @@ def test_pmi_readings(z, y, prior):
 @given(hnp.arrays(np.float32, (B, K), elements=st.sampled_from([-1e4, -3e3, 0.0, 1.0, 3e3, 1e4])),
        labels_st, prior_st)
 def test_no_nan_or_inf_for_huge_logits(z, y, prior):
-  for out in (pc_log_softmax(z, prior), pmi(z, y, prior), pmi(z, y),
+  for out in (pc_log_softmax(z, prior), pmi(z, y, prior, objective="pc_softmax"), pmi(z, y),
               pmi(z, y, prior, objective="softmax"), pc_ce(z, y, prior),
               grad_pc_ce(z, y, prior)):
     assert np.all(np.isfinite(out))
@@ -130,8 +146,9 @@ def test_zero_prior_entry_is_finite():
   z = rng.normal(size=(B, K)).astype(np.float32) * 5
   prior = np.array([0.0, 0.25, 0.25, 0.25, 0.25])
   y = jnp.array([1, 2, 3, 4, 1, 2])
-  assert np.all(np.isfinite(ij.pmi(z, y, prior)))
-  g = jax.grad(lambda z: jnp.sum(ij.pc_softmax_cross_entropy(z, y, prior)))(z)
+  assert np.all(np.isfinite(ij.pmi(z, y, prior, objective="pc_softmax")))
+  g = jax.grad(
+      lambda z: jnp.sum(ij.pc_softmax_cross_entropy_with_integer_labels(z, y, prior)))(z)
   assert np.all(np.isfinite(g))
   np.testing.assert_allclose(g[:, 0], 0)  # a class of prior 0 gets no gradient
 
@@ -173,8 +190,8 @@ def test_mutual_information_estimate_and_interval():
   z = rng.normal(size=(1000, K)).astype(np.float32) * 3
   y = rng.integers(0, K, 1000).astype(np.int32)
   prior = ij.prior_from_counts([1, 2, 3, 4, 5])
-  mi = ij.mutual_information(z, y, prior)
-  v = np.asarray(ij.pmi(z, y, prior), np.float64)
+  mi = ij.mutual_information(z, y, prior, objective="pc_softmax")
+  v = np.asarray(ij.pmi(z, y, prior, objective="pc_softmax"), np.float64)
   np.testing.assert_allclose(mi.estimate, v.mean(), rtol=1e-5)
   np.testing.assert_allclose(mi.stderr, v.std(ddof=1) / math.sqrt(1000), rtol=1e-4)
   assert int(mi.num_samples) == 1000
@@ -184,7 +201,7 @@ def test_mutual_information_estimate_and_interval():
   with pytest.raises(ValueError, match="level"):
     mi.confidence_interval(1.5)
   # a single example: the estimate is defined, its standard error is not.
-  one = ij.mutual_information(z[:1], y[:1], prior)
+  one = ij.mutual_information(z[:1], y[:1], prior, objective="pc_softmax")
   assert np.isfinite(one.estimate) and np.isnan(one.stderr)
 
 
@@ -242,22 +259,24 @@ class TransformsTest(chex.TestCase):
 
     @self.variant
     def batched(z, y):
-      return (ij.pmi(z, y, prior), ij.pc_log_softmax(z, prior),
-              ij.pc_softmax_cross_entropy(z, y, prior))
+      return (ij.pmi(z, y, prior, objective="pc_softmax"), ij.pc_log_softmax(z, prior),
+              ij.pc_softmax_cross_entropy_with_integer_labels(z, y, prior))
 
     @self.variant
     def per_example(z, y):
-      f = lambda zz, yy: (ij.pmi(zz, yy, prior), ij.pc_log_softmax(zz, prior),
-                          ij.pc_softmax_cross_entropy(zz, yy, prior))
+      f = lambda zz, yy: (ij.pmi(zz, yy, prior, objective="pc_softmax"),
+                          ij.pc_log_softmax(zz, prior),
+                          ij.pc_softmax_cross_entropy_with_integer_labels(zz, yy, prior))
       return jax.vmap(jax.vmap(f))(z, y)
 
     chex.assert_trees_all_close(batched(self.z, self.y), per_example(self.z, self.y), atol=1e-6)
 
   def test_vmap_of_mutual_information_is_per_group(self):
-    mi = jax.vmap(lambda z, y: ij.mutual_information(z, y, self.prior))(self.z, self.y)
+    mi = jax.vmap(lambda z, y: ij.mutual_information(z, y, self.prior, objective="pc_softmax"))(
+        self.z, self.y)
     chex.assert_shape((mi.estimate, mi.stderr, mi.num_samples), (4,))
     for g in range(4):
-      one = ij.mutual_information(self.z[g], self.y[g], self.prior)
+      one = ij.mutual_information(self.z[g], self.y[g], self.prior, objective="pc_softmax")
       np.testing.assert_allclose(mi.estimate[g], one.estimate, rtol=1e-6)
       np.testing.assert_allclose(mi.stderr[g], one.stderr, rtol=1e-5)
 
@@ -272,23 +291,35 @@ P = np.full(K, 1 / K)
 
 
 @pytest.mark.parametrize("call, name", [
-    (lambda: ij.pmi(Z, Y, np.array([0.5, 0.5, 0.5, -0.5, 0.0])), "`prior`"),  # negative
-    (lambda: ij.pmi(Z, Y, np.full(K, 0.3)), "`prior`"),  # sums to 1.5
-    (lambda: ij.pmi(Z, Y, P[:3]), "`prior`"),  # wrong length
-    (lambda: ij.pmi(Z, Y, np.array([np.nan, 0.25, 0.25, 0.25, 0.25])), "`prior`"),
+    (lambda: ij.pmi(Z, Y, np.array([0.5, 0.5, 0.5, -0.5, 0.0]), objective="pc_softmax"),
+     "`prior`"),  # negative
+    (lambda: ij.pmi(Z, Y, np.full(K, 0.3), objective="pc_softmax"), "`prior`"),  # sums to 1.5
+    (lambda: ij.pmi(Z, Y, P[:3], objective="pc_softmax"), "`prior`"),  # wrong length
+    (lambda: ij.pmi(Z, Y, np.array([np.nan, 0.25, 0.25, 0.25, 0.25]), objective="pc_softmax"),
+     "`prior`"),
     (lambda: ij.pc_log_softmax(Z, np.zeros((0,))), "`prior`"),  # zero-length
     (lambda: ij.pc_log_softmax(np.zeros((B, 0), np.float32), np.zeros((0,))), "`logits`"),
-    (lambda: ij.pmi(Z, Y + 1, P), "`labels`"),  # 5 is out of range
-    (lambda: ij.pmi(Z, Y - 1, P), "`labels`"),  # -1 is out of range
-    (lambda: ij.pmi(Z, Y[:3], P), "`labels`"),  # shape mismatch
-    (lambda: ij.pmi(Z, Y.astype(np.float32), P), "`labels`"),
-    (lambda: ij.pmi(Z.astype(np.int32), Y, P), "`logits`"),
-    (lambda: ij.pmi(np.float32(1.0), Y, P), "`logits`"),
+    (lambda: ij.pmi(Z, Y + 1, P, objective="pc_softmax"), "`labels`"),  # 5 is out of range
+    (lambda: ij.pmi(Z, Y - 1, P, objective="pc_softmax"), "`labels`"),  # -1 is out of range
+    (lambda: ij.pmi(Z, Y[:3], P, objective="pc_softmax"), "`labels`"),  # shape mismatch
+    (lambda: ij.pmi(Z, Y.astype(np.float32), P, objective="pc_softmax"), "`labels`"),
+    (lambda: ij.pmi(Z.astype(np.int32), Y, P, objective="pc_softmax"), "`logits`"),
+    (lambda: ij.pmi(np.float32(1.0), Y, P, objective="pc_softmax"), "`logits`"),
     (lambda: ij.pmi(Z, Y, P, objective="plain"), "`objective`"),
-    (lambda: ij.pc_softmax_cross_entropy(Z, Y + 1, P), "`labels`"),
-    (lambda: ij.mutual_information(Z, Y, P, where=np.ones(B)), "`where`"),
-    (lambda: ij.mutual_information(Z, Y, P, where=np.ones(3, bool)), "`where`"),
-    (lambda: ij.mutual_information(Z, Y + 1, P, where=np.ones(B, bool)), "`labels`"),
+    (lambda: ij.pc_softmax_cross_entropy_with_integer_labels(Z, Y + 1, P), "`labels`"),
+    (lambda: ij.mutual_information(Z, Y, P, where=np.ones(B), objective="pc_softmax"), "`where`"),
+    (lambda: ij.mutual_information(Z, Y, P, where=np.ones(3, bool), objective="pc_softmax"),
+     "`where`"),
+    (lambda: ij.mutual_information(Z, Y + 1, P, where=np.ones(B, bool), objective="pc_softmax"),
+     "`labels`"),
+    # `objective` is required with a prior: the two readings differ.
+    (lambda: ij.pmi(Z, Y, P), "`objective`"),
+    (lambda: ij.mutual_information(Z, Y, P), "`objective`"),
+    # The one-hot / probability form refuses integer labels, naming the integer form.
+    (lambda: ij.pc_softmax_cross_entropy(Z, Y, P), "with_integer_labels"),
+    (lambda: ij.pc_softmax_cross_entropy(Z, np.eye(K, dtype=np.float32)[Y][:, :3], P), "`labels`"),
+    (lambda: ij.pc_softmax_cross_entropy(Z, np.full((B, K), 0.5, np.float32), P), "`labels`"),
+    (lambda: ij.pc_softmax_cross_entropy(Z, np.eye(K, dtype=np.float32)[Y], P[:3]), "`prior`"),
     (lambda: ij.prior_from_counts(np.array([1, -1, 2])), "`counts`"),
     (lambda: ij.prior_from_counts(np.zeros(3)), "`counts`"),
     (lambda: ij.prior_from_counts(np.ones((2, 2))), "`counts`"),
@@ -299,24 +330,28 @@ def test_bad_input_raises_naming_the_argument(call, name):
     call()
 
 
+pc_pmi = functools.partial(ij.pmi, objective="pc_softmax")
+pc_mi = functools.partial(ij.mutual_information, objective="pc_softmax")
+
+
 def test_static_errors_also_raise_under_jit():
   with pytest.raises(ValueError, match="`labels`"):
-    jax.jit(ij.pmi)(Z, Y[:3], P)
+    jax.jit(pc_pmi)(Z, Y[:3], P)
   with pytest.raises(ValueError, match="`prior`"):
-    jax.jit(ij.pmi)(Z, Y, P[:3])
+    jax.jit(pc_pmi)(Z, Y, P[:3])
 
 
 def test_value_errors_under_jit_give_nan_not_a_clamped_class():
-  out = jax.jit(ij.pmi)(Z, jnp.asarray(Y).at[0].set(K), P)
+  out = jax.jit(pc_pmi)(Z, jnp.asarray(Y).at[0].set(K), P)
   assert np.isnan(out[0]) and np.all(np.isfinite(out[1:]))
-  out = jax.jit(ij.pmi)(Z, jnp.asarray(Y).at[0].set(-1), P)
+  out = jax.jit(pc_pmi)(Z, jnp.asarray(Y).at[0].set(-1), P)
   assert np.isnan(out[0])
-  assert np.isnan(jax.jit(ij.mutual_information)(Z, jnp.asarray(Y).at[0].set(K), P).estimate)
+  assert np.isnan(jax.jit(pc_mi)(Z, jnp.asarray(Y).at[0].set(K), P).estimate)
   assert np.all(np.isnan(jax.jit(ij.pc_log_softmax)(Z, -P)))
 
 
 def test_checked_reports_value_errors_inside_jit():
-  f = jax.jit(ij.checked(ij.mutual_information))
+  f = jax.jit(ij.checked(pc_mi))
   err, mi = f(Z, Y, P)
   assert err.get() is None
   err.throw()  # no error: does nothing
@@ -337,7 +372,8 @@ def test_checked_reports_value_errors_inside_jit():
 
 def test_checked_composes_with_vmap_and_user_functions():
   def eval_step(z, y):
-    return ij.mutual_information(z, y, P).estimate + jnp.mean(ij.pc_softmax_cross_entropy(z, y, P))
+    return (ij.mutual_information(z, y, P, objective="pc_softmax").estimate
+            + jnp.mean(ij.pc_softmax_cross_entropy_with_integer_labels(z, y, P)))
 
   zb = jnp.zeros((3, B, K))
   yb = jnp.tile(jnp.asarray(Y), (3, 1)).at[1, 0].set(K)

@@ -130,8 +130,8 @@ def test_bayes_optimal_logits_recover_the_true_pmi():
   prior = gm.prior
   # PC-softmax optimum: z_k = log p(x|k) (+ any per-example constant).
   z_pc = gm.bayes_logits(x) + 123.0
-  np.testing.assert_allclose(ij.pmi(z_pc, y, prior), true_pmi, atol=1e-4)
-  mi = ij.mutual_information(z_pc, y, prior)
+  np.testing.assert_allclose(ij.pmi(z_pc, y, prior, objective="pc_softmax"), true_pmi, atol=1e-4)
+  mi = ij.mutual_information(z_pc, y, prior, objective="pc_softmax")
   assert float(mi.estimate) == pytest.approx(true_mi, abs=2e-5)
   # Plain-softmax optimum: z_k = log p(k|x); read with the prior correction.
   z_sm = gm.bayes_logits(x, objective="softmax")

@@ -81,3 +81,33 @@ def test_import_needs_neither_tensorflow_nor_tfds():
       "import infocam_jax.data, infocam_jax.models, infocam_jax.train\n"
       "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n")
   subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("package", ["infocam_jax", "infocam_jax.train"])
+def test_type_checkers_see_exactly_the_lazy_exports(package):
+  """The ``if TYPE_CHECKING:`` imports (what pyright/mypy and IDEs read) name every lazily
+  exported name from the module ``_EXPORTS`` gives, and nothing else."""
+  import ast  # pylint: disable=g-import-not-at-top
+  pkg = importlib.import_module(package)
+  tree = ast.parse(inspect.getsource(pkg))
+  seen = {}
+  for node in ast.walk(tree):
+    if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+      for stmt in node.body:
+        if isinstance(stmt, ast.ImportFrom) and stmt.module != package:
+          for alias in stmt.names:
+            seen[alias.name] = stmt.module
+  want = {name: f"{package}.{module}" for name, module in pkg._EXPORTS.items()}  # pylint: disable=protected-access
+  assert seen == want
+
+
+def test_import_is_light():
+  """`import infocam_jax` loads neither jax nor numpy (milliseconds; BUILD_NOTES "Dependencies"
+  has the measured times): they load on first use of a name."""
+  code = ("import sys, infocam_jax\n"
+          "heavy = [m for m in ('jax', 'numpy', 'flax', 'tensorflow_datasets', 'numba') "
+          "if m in sys.modules]\n"
+          "assert not heavy, heavy\n"
+          "infocam_jax.pmi\n"
+          "assert 'jax' in sys.modules\n")
+  subprocess.run([sys.executable, "-c", code], check=True)

@@ -221,7 +221,8 @@ MUTANTS: list[M] = [
     M(LOCALIZATION, "hit = hit & ~empty[:, None, :]", "hit = hit", T_LOC,
       "empty foreground counted as a box"),
     # -- the training engine ----------------------------------------------------------------
-    M(STEPS, "return estimators.pc_softmax_cross_entropy(logits, labels, prior)",
+    M(STEPS,
+      "return estimators.pc_softmax_cross_entropy_with_integer_labels(logits, labels, prior)",
       "return optax.softmax_cross_entropy_with_integer_labels(logits, labels)", T_TRAIN,
       "PC-softmax loss replaced by plain cross-entropy"),
     M(STEPS, 'return {"mi": estimators.pmi(logits, labels, prior, objective="pc_softmax")}',

@@ -19,6 +19,10 @@ derived splits) and how each is obtained.
 
 from __future__ import annotations
 
+from infocam_jax import _deps
+
+_deps.require("data", "infocam_jax.data")
+
 from infocam_jax.data import fashion_wsol as _fashion_wsol  # registers fashion_wsol
 from infocam_jax.data import idx as _idx  # registers mnist_idx
 from infocam_jax.data import offline as _offline  # registers cluttered_digits, imbalanced_digits

@@ -97,8 +97,8 @@ def synthetic_source(num_examples: int = 256, *, num_classes: int = 4, image_siz
     patch = colours[y][None, None, :] * (0.75 + 0.25 * stripes[..., None])
     images[i][inside] = patch[inside]
     boxes[i, 0] = (x0, y0, x0 + w - 1, y0 + h - 1)
-  images = ((images - np.asarray(transforms.IMAGENET_MEAN, np.float32))
-            / np.asarray(transforms.IMAGENET_STD, np.float32))
+  images = np.asarray((images - np.asarray(transforms.IMAGENET_MEAN, np.float32))
+                      / np.asarray(transforms.IMAGENET_STD, np.float32), np.float32)
   return ArraySource(image=images.astype(np.float32), label=labels.astype(np.int32),
                      bbox=boxes, bbox_mask=np.ones((num_examples, 1), bool),
                      num_classes=num_classes)
@@ -135,6 +135,11 @@ class ArrayPipeline:
   def num_classes(self) -> int:
     return self.source.num_classes
 
+  @property
+  def num_examples(self) -> int:
+    """Examples in the split (as ``Pipeline.num_examples``)."""
+    return len(self.source)
+
   def global_indices(self, step: int) -> tuple[np.ndarray, np.ndarray]:
     """``(indices [B], valid [B])`` of the global batch at ``step``."""
     b = self.batch_size
@@ -154,11 +159,19 @@ class ArrayPipeline:
     idx, valid = idx[rows], valid[rows]
     src = self.source
     return {"image": src.image[idx], "label": src.label[idx], "bbox": src.bbox[idx],
-            "bbox_mask": src.bbox_mask[idx] & valid[:, None], "mask": valid.copy()}
+            "bbox_mask": src.bbox_mask[idx] & valid[:, None], "mask": valid.copy(),
+            "index": np.where(valid, idx, -1).astype(np.int64)}  # as Pipeline's (-1: padding)
 
   def iterate(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
-    """Batches ``start_step, start_step+1, ...`` (endless) with prefetch."""
-    return _prefetch((self.get_batch(s) for s in _count(start_step)), self.prefetch)
+    """Batches ``start_step, start_step+1, ...`` with prefetch, as ``Pipeline.iterate``:
+    endless for training; for evaluation, to the end of the epoch holding ``start_step``
+    (one ordered pass from 0), so ``for batch in pipe.iterate(0)`` ends."""
+    if self.train:
+      steps: Iterator[int] = _count(start_step)
+    else:
+      end = (start_step // self.steps_per_epoch + 1) * self.steps_per_epoch
+      steps = iter(range(start_step, end))
+    return _prefetch((self.get_batch(s) for s in steps), self.prefetch)
 
 
 def _count(start: int) -> Iterator[int]:

@@ -107,7 +107,7 @@ class FashionSceneSpec:
 def _resize(a: np.ndarray, height: int, width: int) -> np.ndarray:
   """float32 2-D array resized with Pillow's antialiased bicubic filter (up or down)."""
   im = Image.fromarray(np.ascontiguousarray(a, np.float32), mode="F")
-  return np.asarray(im.resize((int(width), int(height)), Image.BICUBIC), np.float32)
+  return np.asarray(im.resize((int(width), int(height)), Image.Resampling.BICUBIC), np.float32)
 
 
 def _cutout(pixels: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -200,8 +200,10 @@ def read_split(directory: str, split: str, num_classes: int = 10) -> tuple[np.nd
   missing = [FILES[(split, k)] for k, p in paths.items() if p is None]
   if missing:
     raise FileNotFoundError(f"{directory}: missing {', '.join(missing)} (plain or .gz).")
-  images = read_idx(paths["images"], ndim=3)
-  labels = read_idx(paths["labels"], ndim=1)
+  images_path, labels_path = paths["images"], paths["labels"]
+  assert images_path is not None and labels_path is not None  # (checked above)
+  images = read_idx(images_path, ndim=3)
+  labels = read_idx(labels_path, ndim=1)
   if images.shape[1:] != IMAGE_SHAPE:
     raise ValueError(f"{paths['images']}: images are {images.shape[1:]}, expected {IMAGE_SHAPE}.")
   if images.shape[0] != labels.shape[0]:

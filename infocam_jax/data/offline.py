@@ -89,7 +89,8 @@ def _png(image: np.ndarray) -> bytes:
   return buf.getvalue()
 
 
-class _DigitScenes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class _DigitScenes(tfds.core.GeneratorBasedBuilder,  # type: ignore[call-arg]
+                   skip_registration=True):
   """Shared machinery of the two offline builders."""
 
   VERSION = tfds.core.Version("1.0.0")

@@ -78,7 +78,7 @@ def box_baselines(name: str, split: str = "test", data_dir=None) -> dict[str, fl
     ymin, xmin, ymax, xmax = ex["bbox"][0]
     gt = np.array([xmin * size, ymin * size, xmax * size - 1, ymax * size - 1])
     boxes.append(gt)
-    hits += cluttered.box_iou_inclusive(salient_component_box(ex["image"]), gt) >= 0.5
+    hits += int(cluttered.box_iou_inclusive(salient_component_box(ex["image"]), gt) >= 0.5)
   scores = cluttered.fixed_box_scores(np.array(boxes), size)
   scores["salient_component"] = hits / len(source)
   scores["examples"] = len(source)

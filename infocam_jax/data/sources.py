@@ -364,7 +364,8 @@ def read_metadata(builder, split: str, data_source, fields: Sequence[str]) -> di
     if path:
       tmp = f"{path}.{os.getpid()}.tmp.npz"
       try:
-        np.savez(tmp, num_examples=n, **out)
+        payload: dict[str, Any] = {"num_examples": np.asarray(n), **out}
+        np.savez(tmp, **payload)
         os.replace(tmp, path)
       except OSError as e:
         _log.info("Not caching split metadata at %s: %s", path, e)
@@ -496,7 +497,7 @@ def _box_kind(features) -> str:
       return "sequence"
   if "objects" in keys:
     f = features["objects"]
-    inner = getattr(f, "feature", None)
+    inner: Any = getattr(f, "feature", None)
     if isinstance(f, tfds.features.Sequence) and hasattr(inner, "keys") and "bbox" in inner.keys():
       return "objects"
   return "none"

@@ -79,5 +79,5 @@ def random_crop(rng: np.random.Generator, photo: np.ndarray, size: int,
   patch = np.rot90(patch, k)
   if flip:
     patch = patch[:, ::-1]
-  image = Image.fromarray(np.ascontiguousarray(patch)).resize((size, size), Image.BILINEAR)
+  image = Image.fromarray(np.ascontiguousarray(patch)).resize((size, size), Image.Resampling.BILINEAR)
   return np.asarray(image, np.float32) * np.float32(1 / 255)

@@ -84,7 +84,7 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return image
   c = image.shape[-1]
   pil = Image.fromarray(image[..., 0] if c == 1 else image)
-  out = np.asarray(pil.resize((int(width), int(height)), Image.BILINEAR))
+  out = np.asarray(pil.resize((int(width), int(height)), Image.Resampling.BILINEAR))
   return out[..., None] if c == 1 else out
 
 

@@ -18,9 +18,15 @@ Example::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from infocam_jax import _lazy
 
 _SUBMODULES = ("classification", "wsol")
 __all__: list[str] = []
 
-__getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), {}, __all__, _SUBMODULES)
+if TYPE_CHECKING:
+  from infocam_jax.evaluators import classification, wsol
+else:
+  __getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), {}, __all__, _SUBMODULES,
+                                            {"wsol": "wsol"})

@@ -65,7 +65,7 @@ def weighted_mean(values: np.ndarray, labels: np.ndarray, weights: np.ndarray
   per-example PMI (nats) this is the MI estimate under the training
   distribution, whatever the test split's class proportions.
 
-  >>> weighted_mean(np.array([1., 3., 10.]), np.array([0, 0, 1]), np.array([.5, .5]))[0]
+  >>> float(weighted_mean(np.array([1., 3., 10.]), np.array([0, 0, 1]), np.array([.5, .5]))[0])
   6.0
   """
   values = np.asarray(values, np.float64)

@@ -44,6 +44,10 @@ Example::
 
 from __future__ import annotations
 
+from infocam_jax import _deps
+
+_deps.require("wsol", "infocam_jax.evaluators.wsol")
+
 import dataclasses
 import functools
 import math
@@ -184,9 +188,9 @@ def gt_boxes(batch: Mapping[str, np.ndarray], transform: str, *, resize_size: in
         image_size)
   else:
     raise ValueError(f"unknown GT transform {transform!r}; expected one of {PAPER_GT[1:]}")
-  out = np.asarray(out, np.float32)
   # Slots without a box hold zeros; keep them well-formed (masked out anyway).
-  return np.where(np.asarray(batch["bbox_mask"])[..., None], out, 0.0).astype(np.float32)
+  return np.where(np.asarray(batch["bbox_mask"])[..., None], np.asarray(out, np.float32),
+                  0.0).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------
@@ -254,7 +258,10 @@ def baseline_maps(image_size: int | Sequence[int]) -> dict[str, np.ndarray]:
   pixel, so every threshold in [0, 1) selects the whole image as one
   component (a constant map would be zeroed by the normalisation).
   """
-  h, w = (int(image_size), int(image_size)) if np.ndim(image_size) == 0 else map(int, image_size)
+  if isinstance(image_size, int) or np.ndim(image_size) == 0:
+    h = w = int(image_size)  # type: ignore[arg-type]
+  else:
+    h, w = map(int, image_size)  # type: ignore[arg-type]
   cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
   yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
   dist = np.maximum(np.abs(yy - cy) / (cy + 1.0), np.abs(xx - cx) / (cx + 1.0))
@@ -347,7 +354,7 @@ def evaluate_split(forward: Callable, variables: Any, pipeline: Any, *, split: s
   bar.close()
 
   results = {p: {n: ev.compute(states[p][n]) for n in names} for p, ev in evaluators.items()}
-  meters = {}
+  meters: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
   for p in evaluators:
     meters[p] = {}
     for n in names:
@@ -355,7 +362,7 @@ def evaluate_split(forward: Callable, variables: Any, pipeline: Any, *, split: s
       wgt = max(int(s.meter_weight), 1)
       meters[p][n] = (np.asarray(s.meter_known, np.float64) / wgt,
                       np.asarray(s.meter_top1, np.float64) / wgt)
-  fin = steps.finalize_eval(cls_sums)
+  fin = steps.finalize_eval(cls_sums or {})
   classification = {"accuracy": 100.0 * fin["accuracy"],
                     "mean_per_class_accuracy": 100.0 * fin["mean_per_class_accuracy"],
                     "loss": fin["loss"], "mi": fin["mi"], "count": int(fin["count"])}
@@ -368,7 +375,7 @@ def evaluate_split(forward: Callable, variables: Any, pipeline: Any, *, split: s
                           bbox=cat("bbox")[order], bbox_mask=cat("bbox_mask")[order],
                           maps={n: np.concatenate([d["maps"][n] for d in kept])[order]
                                 for n in methods})
-  return SplitEvaluation(split=split, num_images=classification["count"],
+  return SplitEvaluation(split=split, num_images=int(classification["count"]),
                          classification=classification, results=results, meters=meters,
                          figure=figure, wall_s=time.time() - t0, cpu_s=time.process_time() - c0)
 
@@ -472,8 +479,9 @@ def predicted_boxes(maps: np.ndarray, image_size: int, thresholds: Sequence[floa
   the foreground is empty).
   """
   if tuple(np.shape(maps)[-2:]) != (image_size, image_size):
-    maps = cam_lib.upsample_maps(maps, image_size, "bicubic")
-  up = np.asarray(cam_lib.normalize_maps(maps))
+    up = np.asarray(cam_lib.normalize_maps(cam_lib.upsample_maps(maps, image_size, "bicubic")))
+  else:
+    up = np.asarray(cam_lib.normalize_maps(maps))
   out = np.full((len(up), 4), np.nan)
   for i, (m, t) in enumerate(zip(up, thresholds)):
     r = boxes_lib.boxes_from_maps(m[None], np.asarray([t], np.float32))
@@ -626,7 +634,7 @@ def evaluate(model: Any, variables: Any, val_pipeline: Any, test_pipeline: Any,
   # Raw maps: each protocol resizes them its own way (wsolevaluation: cv2's float64 resize).
   forward = make_forward(model, settings.methods, settings.region_size)
   variables = jax.device_put(variables, jax.local_devices()[0])
-  common = dict(methods=settings.methods, evaluators=evaluators,
+  common: dict[str, Any] = dict(methods=settings.methods, evaluators=evaluators,
                 gt_transforms=settings.gt_transforms, resize_size=settings.resize_size,
                 image_size=settings.image_size, loss=settings.loss,
                 class_prior=np.asarray(class_prior, np.float64), num_classes=num_classes,

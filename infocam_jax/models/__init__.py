@@ -11,6 +11,10 @@
 
 from __future__ import annotations
 
+from infocam_jax import _deps
+
+_deps.require("models", "infocam_jax.models")
+
 from infocam_jax.models.convert import (
     convert_torchvision_state_dict,
     load_torchvision_weights,

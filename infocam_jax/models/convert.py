@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from infocam_jax import _deps
 from infocam_jax.models import factory, layers, vgg
 
 _LEAF_TO_TORCH = {
@@ -154,7 +155,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     raise FileNotFoundError(f"weights file not found: {path!r}")
   suffix = os.path.splitext(path)[1].lower()
   if suffix == ".safetensors":
-    from safetensors.numpy import load_file
+    with _deps.extra("convert", "reading .safetensors weights"):
+      from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
     try:
       raw = load_file(path)
     except Exception as e:
@@ -380,5 +382,6 @@ def save_torchvision_weights(variables: Mapping[str, Any], path: str | os.PathLi
   path = os.fspath(path)
   if os.path.splitext(path)[1].lower() != ".safetensors":
     raise ValueError(f"`path` must end in .safetensors, got {path!r}.")
-  from safetensors.numpy import save_file
+  with _deps.extra("convert", "writing .safetensors weights"):
+    from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
   save_file(to_torchvision_state_dict(variables, arch), path)

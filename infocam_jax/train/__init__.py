@@ -20,7 +20,11 @@ ml_collections; nothing here imports tensorflow-datasets or grain.
 
 from __future__ import annotations
 
-from infocam_jax import _lazy
+from typing import TYPE_CHECKING
+
+from infocam_jax import _deps, _lazy
+
+_deps.require("train", "infocam_jax.train")
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
@@ -68,6 +72,26 @@ _SUBMODULES = ("build", "checkpoint", "config", "loop", "optim", "parallel", "st
 
 __all__ = sorted(_EXPORTS)
 
+if not TYPE_CHECKING:
+  __getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__,
+                                            _SUBMODULES)
 
-__getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__,
-                                          _SUBMODULES)
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
+  from infocam_jax.train import (build, checkpoint, config, loop, optim, parallel, state, steps,
+                                 writers)
+  from infocam_jax.train.checkpoint import (CheckpointStore, CorruptCheckpointError,
+                                            export_variables, load_best_variables, load_variables)
+  from infocam_jax.train.config import (ConfigMismatchError, TRAIN_SCHEMA, default_train_config,
+                                        extend_schema, validate_config, validate_runtime)
+  from infocam_jax.train.loop import (FitResult, evaluate_classification, fit, num_train_steps)
+  from infocam_jax.train.optim import (adam_torch, make_optimizer, make_schedule,
+                                       optimizer_from_config, sgd_torch, step_decay_schedule,
+                                       warmup_cosine_decay)
+  from infocam_jax.train.parallel import (DATA_AXIS, DataParallel, PmapDataParallel,
+                                          initialize_distributed,
+                                          initialize_distributed_from_config, make_data_mesh,
+                                          make_parallel)
+  from infocam_jax.train.state import (TrainState, init_train_state, state_checksums)
+  from infocam_jax.train.steps import (LOSSES, finalize_eval, make_eval_step, make_train_step)
+  from infocam_jax.train.writers import (MetricWriter, read_metrics)
+

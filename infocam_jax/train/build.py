@@ -98,6 +98,7 @@ def open_data(config: Any, splits: Sequence[str], *, cache_images: bool = False)
   from infocam_jax.data import arrays  # pylint: disable=g-import-not-at-top
   d = config.data
   splits = [s for s in dict.fromkeys(splits) if s]
+  sources: dict[str, Any]
   if d.name == SYNTHETIC:
     k = d.synthetic_num_classes
     offsets = {d.train_split: 1000, d.eval_split: 2000, d.test_split: 3000}
@@ -151,7 +152,7 @@ def make_pipeline(config: Any, source: Any, *, train: bool, seed: int | None = N
   from infocam_jax import data  # pylint: disable=g-import-not-at-top
   if num_workers is None:
     num_workers = _data_option(d, "num_workers", 0)
-  options = {k: (tuple(d[k]) if k in ("mean", "std") else d[k])
+  options: dict[str, Any] = {k: (tuple(d[k]) if k in ("mean", "std") else d[k])
              for k in ("channels", "mean", "std", "flip", "random_crop") if k in d}
   return data.make_pipeline(source, batch_size=batch_size, train=train,
                             image_size=d.image_size, resize_size=d.resize_size or d.image_size,

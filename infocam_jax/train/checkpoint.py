@@ -172,9 +172,9 @@ class CheckpointStore:
     state = to_host(state)
     # Snapshot the JSON items now: orbax serialises them on a background thread,
     # and the caller may keep mutating what it passed in.
-    progress = _json_copy(dict(progress), "progress")
-    progress["checksums"] = state_checksums(state)
-    items = {STATE: ocp.args.StandardSave(state), PROGRESS: ocp.args.JsonSave(progress)}
+    record: dict[str, Any] = _json_copy(dict(progress), "progress")
+    record["checksums"] = state_checksums(state)
+    items = {STATE: ocp.args.StandardSave(state), PROGRESS: ocp.args.JsonSave(record)}
     if config is not None:
       items[CONFIG] = ocp.args.JsonSave(_json_copy(dict(config), "config"))
     if metrics is not None and self.best_metric and self.best_metric not in metrics:

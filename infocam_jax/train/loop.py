@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import jax
 import numpy as np
@@ -87,7 +87,7 @@ def evaluate_classification(par: Any, state: Any, pipeline: BatchPipeline,
   for i in range(pipeline.steps_per_epoch):
     batch = par.shard_batch(step_inputs(pipeline.get_batch(i)))
     total = steps.accumulate(total, step_fn(state, batch))
-  return steps.finalize_eval(total)
+  return steps.finalize_eval(total or {})
 
 
 class _Preemption:
@@ -215,7 +215,8 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
   head_mask = head_mask_fn(abstract_vars["params"]) if head_mask_fn else None
   tx, lr_fn = optim.optimizer_from_config(config.optimizer, total_steps=total,
                                           steps_per_epoch=spe, head_mask=head_mask)
-  init_fn = lambda: init_train_state(model, tx, rng, tuple(image_shape))
+  shape3 = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
+  init_fn = lambda: init_train_state(model, tx, rng, shape3)
 
   # -- resume -----------------------------------------------------------------
   store = ckpt_lib.CheckpointStore(
@@ -296,8 +297,10 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
       pending: list[dict[str, Any]] = list(
           restored.progress.get("pending_train_metrics") or []) if restored else []
       previous = None
+      train_step = par.train_step
+      assert train_step is not None  # compiled above
       for step in range(start + 1, total + 1):
-        state, metrics = par.train_step(state, par.shard_batch(step_inputs(next(batches))))
+        state, metrics = train_step(state, par.shard_batch(step_inputs(next(batches))))
         if previous is not None:
           jax.block_until_ready(previous)  # keep <= 2 steps in flight
         previous = metrics
@@ -315,7 +318,7 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
         eval_metrics = None
         if do_eval:
           eval_metrics = {f"val/{k}": v for k, v in
-                          evaluate_classification(par, state, eval_data).items()}
+                          evaluate_classification(par, state, eval_data).items()}  # type: ignore[arg-type]
           last_eval = eval_metrics
           writer.write(step, eval_metrics, epoch=round(step / spe, 4))
         stop = preempt.stop_at(step) and step < total
@@ -371,7 +374,7 @@ def with_initial_variables(state: TrainState, variables: Mapping[str, PyTree]) -
       out[name] = current
       continue
     new = variables[name]
-    if jax.tree.structure(new) != jax.tree.structure(current):
+    if jax.tree.structure(new) != jax.tree.structure(current):  # type: ignore[operator]
       raise ValueError(f"initial_variables[{name!r}] does not match the model's {name} tree.")
     for path, a, b in zip(jax.tree_util.tree_leaves_with_path(current),
                           jax.tree.leaves(current), jax.tree.leaves(new)):
@@ -382,10 +385,10 @@ def with_initial_variables(state: TrainState, variables: Mapping[str, PyTree]) -
   return state.replace(**out)
 
 
-def _host_metrics(history: list[Mapping[str, Any]]) -> list[dict[str, float]]:
+def _host_metrics(history: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
   return [{k: float(v) for k, v in h.items()} for h in jax.device_get(history)]
 
 
-def _mean_metrics(history: list[Mapping[str, Any]]) -> dict[str, float]:
+def _mean_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
   host = _host_metrics(history)
   return {k: float(np.mean([h[k] for h in host])) for k in host[0]}

@@ -131,9 +131,12 @@ class DataParallel:
     """Places a host/single-device state replicated on the mesh."""
     if jax.process_count() == 1:
       return jax.device_put(state, self.replicated)
-    return jax.tree.map(
-        lambda x: jax.make_array_from_callback(np.shape(x), self.replicated,
-                                               lambda idx, x=np.asarray(x): x[idx]), state)
+
+    def place(x: Any) -> jax.Array:
+      host = np.asarray(x)
+      return jax.make_array_from_callback(host.shape, self.replicated, lambda idx: host[idx])
+
+    return jax.tree.map(place, state)
 
   def host_state(self, state: PyTree) -> PyTree:
     """The state as saved in checkpoints (already global and replicated)."""
@@ -240,7 +243,7 @@ class PmapDataParallel:
       self.eval_step = lambda state, batch: jax.tree.map(lambda m: m[0], peval(state, batch))
 
 
-def run_once(jitted: Callable[[], PyTree]) -> PyTree:
+def run_once(jitted: Any) -> PyTree:
   """Compiles and runs a no-argument jitted function that runs once (init).
 
   Compiled without backend (LLVM) optimisation: the program runs once, and on

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax
 import jax
@@ -37,6 +37,9 @@ class TrainState:
   batch_stats: PyTree
   opt_state: optax.OptState
   rng: jax.Array
+
+  if TYPE_CHECKING:  # added by flax.struct.dataclass
+    def replace(self, **updates: Any) -> TrainState: ...
 
   @property
   def variables(self) -> dict[str, PyTree]:

@@ -6,14 +6,15 @@ The functions returned here are *not* jitted: ``parallel`` wraps them in
 Losses (per example, nats):
 * ``"softmax"``: ``-log softmax_y(z)``.
 * ``"pc_softmax"``: ``-log s~_y(z)`` with ``s~_y = e^{z_y} / sum_k p_k e^{z_k}``
-  and ``p`` the training class frequencies (``estimators.pc_softmax_cross_entropy``).
+  and ``p`` the training class frequencies
+  (``estimators.pc_softmax_cross_entropy_with_integer_labels``).
 
 Metrics, all means over the *global* batch (nats where applicable):
 * ``loss``: the training objective (mean per-example loss).
 * ``accuracy``: top-1 of ``argmax z`` (PC-softmax predicts with ``argmax z`` too).
 * ``mi``: the MI estimate of the paper. Softmax: ``log K - CE`` (the mean of
   ``estimators.pmi(z, y)``); PC-softmax: the mean PC-softmax PMI
-  ``mean(log s~_y)`` (``estimators.pmi(z, y, prior)``).
+  ``mean(log s~_y)`` (``estimators.pmi(z, y, prior, objective="pc_softmax")``).
 * ``mi_prior`` (softmax with a known non-uniform prior only): the
   prior-corrected estimate ``mean(log softmax_y - log p_y)``.
 * ``grad_norm``, ``param_norm``, ``learning_rate`` (train only).
@@ -62,7 +63,9 @@ def per_example_loss(logits: jax.Array, labels: jax.Array, *, loss: str,
   if loss == "softmax":
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   if loss == "pc_softmax":
-    return estimators.pc_softmax_cross_entropy(logits, labels, prior)
+    if prior is None:
+      raise ValueError("loss='pc_softmax' needs the training class `prior`.")
+    return estimators.pc_softmax_cross_entropy_with_integer_labels(logits, labels, prior)
   raise ValueError(f"`loss` must be one of {LOSSES}, got {loss!r}.")
 
 

@@ -112,9 +112,9 @@ class MetricWriter:
     """Writes one record; non-scalar values are skipped. Returns the record."""
     scalars = {}
     for k, v in metrics.items():
-      f = _to_float(v) if np.ndim(v) == 0 else None
-      if f is not None:
-        scalars[k] = f
+      value = _to_float(v) if np.ndim(v) == 0 else None
+      if value is not None:
+        scalars[k] = value
     record = {"step": int(step), "time": round(time.time(), 3), **extra, **scalars}
     if not self.enabled:
       return record

@@ -31,7 +31,7 @@ from infocam_jax import io
 from infocam_jax.train import checkpoint as ckpt_lib
 from infocam_jax.train.checkpoint import to_host as checkpoint_host
 from infocam_jax.train import config as config_lib
-from infocam_jax.train import optim, parallel, steps
+from infocam_jax.train import optim, parallel, rundir, steps
 from infocam_jax.train.state import TrainState, count_params, init_rng_context, init_train_state
 from infocam_jax.train.writers import MetricWriter
 
@@ -224,14 +224,12 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
       best_mode=config.best_mode, async_save=config.async_checkpointing)
   restored = store.restore(par.abstract_state(jax.eval_shape(init_fn)))
   if restored is not None:
-    if restored.config is not None:
-      diffs = config_lib.config_differences(
-          restored.config, cfg_dict, mutable=config_lib.RESUME_MUTABLE | evaluation_fields)
-      if diffs:
-        store.close()
-        raise config_lib.ConfigMismatchError(
-            f"{workdir} holds a run with a different config; refusing to resume it with:\n  "
-            + "\n  ".join(diffs) + "\nUse a new --workdir (or restore the original values).")
+    try:
+      rundir.check_config(restored.config, cfg_dict, workdir, action="resume",
+                          evaluation_fields=evaluation_fields)
+    except rundir.ConfigMismatchError:
+      store.close()
+      raise
     state = par.put_state(restored.state)
     start = int(restored.step)
     if int(jax.device_get(par.host_state(state).step)) != start:

@@ -30,6 +30,8 @@ import os
 
 import numpy as np
 
+from infocam_jax.cam import resize_matrix
+
 __all__ = [
     "SceneSpec",
     "Scene",
@@ -146,24 +148,13 @@ def instance_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int) 
   return [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
 
 
-@functools.lru_cache(maxsize=4096)
 def _cubic_matrix(n_in: int, n_out: int) -> np.ndarray:
-  """[n_out, n_in] bicubic (Keys, a = -0.5) interpolation weights.
+  """[n_out, n_in] bicubic (Keys, a = -0.5) upsampling weights: ``cam.resize_matrix``'s.
 
   Half-pixel centres (edges map to edges, like PIL and OpenCV) and replicated
   borders; used only to upsample, so no anti-aliasing filter is needed.
   """
-  x = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
-  base = np.floor(x).astype(int)
-  weights = np.zeros((n_out, n_in), np.float64)
-  for k in range(-1, 3):
-    d = np.abs(x - (base + k))
-    w = np.where(d <= 1, (1.5 * d - 2.5) * d * d + 1,
-                 np.where(d < 2, ((-0.5 * d + 2.5) * d - 4) * d + 2, 0.0))
-    np.add.at(weights, (np.arange(n_out), np.clip(base + k, 0, n_in - 1)), w)
-  weights = weights.astype(np.float32)
-  weights.setflags(write=False)
-  return weights
+  return resize_matrix(int(n_in), int(n_out), "bicubic", -0.5)
 
 
 def _resample(a: np.ndarray, height: int, width: int) -> np.ndarray:

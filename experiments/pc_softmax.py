@@ -55,9 +55,7 @@ the paired PC-softmax − softmax differences.
 
 from __future__ import annotations
 
-import concurrent.futures
 import math
-import multiprocessing
 import os
 import resource
 import time
@@ -351,25 +349,17 @@ def _run_in_workers(config: Any, workdir: str, pending: list[tuple[str, int]],
   cache_dir = (jax.config.jax_compilation_cache_dir
                or os.environ.get("JAX_COMPILATION_CACHE_DIR") or None)
   config_dict = build.plain(config_lib.to_dict(config))
-  ctx = multiprocessing.get_context("spawn")
-  stop, abort = ctx.Event(), ctx.Event()
   # By module path, also when this file runs as __main__ (python -m ...).
   from experiments import pc_softmax as module  # pylint: disable=g-import-not-at-top,import-self
-  runs, stopped = {}, []
-  with _workers.StopOnSignal(stop, abort), concurrent.futures.ProcessPoolExecutor(
-      max_workers=workers, mp_context=ctx, initializer=_workers.init_worker,
-      initargs=(os.getpid(), stop, abort)) as pool:
-    futures = {pool.submit(module._worker_run, config_dict, workdir, *key, tags[key],  # pylint: disable=protected-access
-                           cache_dir, done.get(key)): key for key in pending}
-    for fut in concurrent.futures.as_completed(futures):
-      try:
-        runs[futures[fut]] = fut.result()
-      except _common.Interrupted as e:
-        stopped.append(str(e))
+  out = _workers.map_in_workers(
+      module._worker_run,  # pylint: disable=protected-access
+      [(config_dict, workdir, *key, tags[key], cache_dir, done.get(key)) for key in pending],
+      workers, clean_stop=True, collect=(RunInterrupted,))
+  stopped = [str(r) for r in out if isinstance(r, RunInterrupted)]
   if stopped:
     raise RunInterrupted(f"{len(stopped)} of {len(pending)} runs stopped early ("
                          + "; ".join(sorted(stopped)) + ")")
-  return runs
+  return dict(zip(pending, out))
 
 
 def run(config: Any, workdir: str, *, data: build.Data | None = None, echo=None

@@ -44,14 +44,11 @@ Same seed, same numbers (bitwise on CPU). Exit statuses as every experiment:
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
 import math
-import multiprocessing
 import os
 import platform
-import queue as queue_lib
 import sys
 import time
 from typing import Any, Callable, Sequence
@@ -438,16 +435,8 @@ def run_dimension(cfg: Config, dim: int, *, progress: bool = True,
   return rows
 
 
-_PROGRESS: list[Any] = []  # a worker's progress queue (set by _init_worker)
-
-
-def _init_worker(parent_pid: int, queue: Any) -> None:
-  _workers.init_worker(parent_pid)  # exits with the parent (nothing to save here)
-  _PROGRESS.append(queue)
-
-
 def _worker(cfg: Config, dim: int) -> list[dict[str, Any]]:
-  return run_dimension(cfg, dim, progress=False, on_cell_done=_PROGRESS[0].put)
+  return run_dimension(cfg, dim, progress=False, on_cell_done=_workers.send)
 
 
 def run(cfg: Config, *, progress: bool = True, workers: int = 1) -> list[dict[str, Any]]:
@@ -470,22 +459,12 @@ def run(cfg: Config, *, progress: bool = True, workers: int = 1) -> list[dict[st
     if workers == 1:
       return [row for dim in cfg.dims
               for row in run_dimension(cfg, dim, progress=progress, on_cell_done=done)]
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
     # By module path, also when this file runs as __main__ (python -m ...).
     from experiments import synthetic_mi as module  # pylint: disable=g-import-not-at-top,import-self
-    with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=module._init_worker,  # pylint: disable=protected-access
-        initargs=(os.getpid(), queue)) as pool:
-      futures = [pool.submit(module._worker, cfg, dim) for dim in cfg.dims]
-      while not all(f.done() for f in futures):
-        try:
-          done(queue.get(timeout=0.2))
-        except queue_lib.Empty:
-          pass
-      while not queue.empty():
-        done(queue.get())
-      return [row for f in futures for row in f.result()]
+    worker = module._worker  # pylint: disable=protected-access
+    per_dim = _workers.map_in_workers(worker, [(cfg, dim) for dim in cfg.dims], workers,
+                                      on_message=done)
+    return [row for rows in per_dim for row in rows]
   finally:
     outer.close()
 

@@ -72,7 +72,6 @@ RESNET = "infocam_jax/models/resnet.py"
 WSOL_EVAL = "infocam_jax/evaluators/wsol.py"
 CLASSIFICATION = "infocam_jax/evaluators/classification.py"
 BUILD = "infocam_jax/train/build.py"
-SYNTHETIC_MI = "experiments/synthetic_mi.py"
 CCL = "infocam_jax/_ccl.py"
 PIPELINE = "infocam_jax/data/pipeline.py"
 CLUTTERED = "infocam_jax/data/cluttered.py"
@@ -276,7 +275,7 @@ MUTANTS: list[M] = [
     M(WSOL_EVAL, '    "infocam_min": MethodSpec("infocam", "infoCAM-min", "min", "full",',
       '    "infocam_min": MethodSpec("infocam", "infoCAM-min", "mean", "full",', T_WSOL,
       'WSOL "infoCAM-min" (the official --max-cam) wired to variant "mean"'),
-    M(SYNTHETIC_MI, 'train_prior = (data.prior if objective == "pc_softmax"',
+    M("infocam_jax/gaussian_study.py", 'train_prior = (data.prior if objective == "pc_softmax"',
       'train_prior = (data.prior if objective == "none"', T_SMI,
       "synthetic MI: PC-softmax trained with a uniform prior"),
     M(CLASSIFICATION, "est, se = weighted_mean(v, labels, prior)",

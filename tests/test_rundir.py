@@ -39,7 +39,8 @@ TRAINED = {  # what was trained or what data is evaluated: refused for every act
 SCHEDULE = {"num_epochs": 7, "num_train_steps": 99, "eval_every_steps": 3,
             "keep_best_checkpoints": 3}  # resumable (continues training), not evaluable
 OPERATIONAL = {"progress_bar": False, "eval_batch_size": 8, "data.data_dir": "/elsewhere",
-               "distributed.process_id": 3, "keep_checkpoints": 9, "tensorboard": True}
+               "distributed.process_id": 3, "keep_checkpoints": 9, "tensorboard": True,
+               "data.num_workers": 4}
 EVALUATION = {"wsol.region_size": 2, "wsol.methods": "cam", "wsol.checkpoint": "best"}
 
 

@@ -46,8 +46,8 @@ class ConfigMismatchError(ValueError):
 #: How a run executes, never what it computes: free to change for any action.
 OPERATIONAL = frozenset({
     "progress_bar", "tensorboard", "log_every_steps", "async_checkpointing", "eval_batch_size",
-    "parallelism", "data.data_dir", "checkpoint_every_steps", "keep_checkpoints",
-    "distributed.*",
+    "parallelism", "data.data_dir", "data.num_workers", "checkpoint_every_steps",
+    "keep_checkpoints", "distributed.*",
 })
 #: What a training re-run may change besides: the schedule length (continues the run) and
 #: how often it is evaluated / how many best checkpoints are kept.

@@ -95,12 +95,19 @@ def get_config(variant: str = "cub_resnet50_adl"):
   steps_per_epoch = num_train // batch
 
   c = base_config()
+  c.seed = 0
   c.batch_size = batch
   c.eval_batch_size = batch  # the paper protocol's running meters depend on it
+  c.num_train_steps = -1
   c.num_epochs = 200.0
+  c.loss = "softmax"
+  c.log_every_steps = 50
   # Validation accuracy every epoch on wsol_val: the keep-best checkpoint.
   c.eval_every_steps = steps_per_epoch
   c.checkpoint_every_steps = steps_per_epoch
+  c.keep_best_checkpoints = 1
+  c.best_metric = "val/accuracy"
+  c.best_mode = "max"
 
   c.model.arch = arch
   c.model.dtype = "bfloat16"
@@ -114,16 +121,30 @@ def get_config(variant: str = "cub_resnet50_adl"):
   c.data.image_size = size
   c.data.resize_size = resize
   # Selection on the official val.txt half, numbers on the test.txt half (paper-spec 2.5, 5.8).
+  c.data.train_split = "train"
   c.data.eval_split = "wsol_val"
   c.data.test_split = "wsol_test"
   c.data.max_boxes = 1
+  c.data.flip = True
+  c.data.random_crop = True
   # ~180 CUB images/s per core at 224 (benchmarks/input_pipeline.py): a GPU needs many.
   c.data.num_workers = 12 if dkey == "cub" else 6
 
+  c.optimizer.name = "sgd"
   c.optimizer.learning_rate = lr
+  c.optimizer.momentum = 0.9
+  c.optimizer.nesterov = True
+  c.optimizer.weight_decay = 1e-4
+  c.optimizer.head_lr_multiplier = 10.0
+  c.optimizer.schedule = "step"
+  c.optimizer.decay_every_epochs = 60.0
+  c.optimizer.decay_factor = 0.1
+  c.optimizer.warmup_steps = 0
 
   c.wsol.region_size = region
   c.wsol.checkpoint = "best"
+  c.wsol.protocols = "clean,paper"
+  c.wsol.paper_gt = "auto"
   c.wsol.official_method = _OFFICIAL_METHOD[(dkey, akey, adl)]
   c.wsol.paper_top1_loc = paper_loc
   return c

@@ -61,7 +61,7 @@ def fail(message: str) -> None:
 def user_errors() -> tuple[type[BaseException], ...]:
   """Exceptions that mean bad input rather than a bug (reported without a traceback)."""
   from infocam_jax.data import DatasetUnavailableError  # pylint: disable=g-import-not-at-top
-  from infocam_jax.train.config import ConfigMismatchError  # pylint: disable=g-import-not-at-top
+  from infocam_jax.train.rundir import ConfigMismatchError  # pylint: disable=g-import-not-at-top
   return (UsageError, DatasetUnavailableError, ConfigMismatchError, FileNotFoundError)
 
 

@@ -20,30 +20,27 @@ Signal handlers only flip plain flags: the events' locks are not reentrant, and
 a handler that ran while its own thread held one (inside ``stop.is_set()``)
 would deadlock; the watch thread moves the flag into ``stop``.
 
-Usage (parent)::
-
-    ctx = multiprocessing.get_context("spawn")
-    stop, abort = ctx.Event(), ctx.Event()
-    with StopOnSignal(stop, abort), ProcessPoolExecutor(
-        n, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(), stop, abort)):
-      ...
-
-and in the worker's task: ``with busy(): ...`` around the work, ``stop_event()``
-for the event to poll.
+Usage: ``map_in_workers(fn, tasks, n, clean_stop=True)`` in the parent (the one
+pool of every experiment); in the worker's task ``with busy(): ...`` around the
+work, ``stop_event()`` for the event to poll, ``send(value)`` for the parent's
+``on_message`` (progress).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import multiprocessing
 import os
+import queue as queue_lib
 import signal
 import sys
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 POLL_S = 0.2
-_STATE: dict[str, Any] = {"stop": None, "abort": None}
+_STATE: dict[str, Any] = {"stop": None, "abort": None, "queue": None}
 _BUSY = threading.Event()
 _SIGNALLED = [False]
 
@@ -71,6 +68,53 @@ def init_worker(parent_pid: int, stop: Any = None, abort: Any = None) -> None:
       time.sleep(POLL_S)
 
   threading.Thread(target=watch, name="worker-watch", daemon=True).start()
+
+
+def _init(parent_pid: int, stop: Any, abort: Any, queue: Any) -> None:
+  init_worker(parent_pid, stop, abort)
+  _STATE["queue"] = queue
+
+
+def send(value: Any) -> None:
+  """In a worker of ``map_in_workers``: hands ``value`` to the parent's ``on_message``."""
+  _STATE["queue"].put(value)
+
+
+def map_in_workers(fn: Callable[..., Any], tasks: Sequence[tuple], workers: int, *,
+                   clean_stop: bool = False, on_message: Callable[[Any], None] | None = None,
+                   collect: tuple[type[BaseException], ...] = ()) -> list[Any]:
+  """``[fn(*task) for task in tasks]`` in ``workers`` spawned processes (results in task order).
+
+  ``fn``: a module-level function, referenced by its module path (not
+  ``__main__``). The workers never outlive the parent; with ``clean_stop`` the
+  first SIGTERM/SIGINT sets the shared stop event (``stop_event()`` in the
+  workers), the second aborts them. An exception of a type in ``collect`` takes
+  its task's place in the list; any other propagates (after every task ended).
+  """
+  ctx = multiprocessing.get_context("spawn")
+  stop, abort = (ctx.Event(), ctx.Event()) if clean_stop else (None, None)
+  queue = ctx.Queue()
+  on_signal = StopOnSignal(stop, abort) if clean_stop else contextlib.nullcontext()
+  with on_signal, concurrent.futures.ProcessPoolExecutor(
+      max_workers=workers, mp_context=ctx, initializer=_init,
+      initargs=(os.getpid(), stop, abort, queue)) as pool:
+    futures = [pool.submit(fn, *task) for task in tasks]
+    while not all(f.done() for f in futures):
+      try:
+        message = queue.get(timeout=POLL_S)
+      except queue_lib.Empty:
+        continue
+      if on_message is not None:
+        on_message(message)
+    while on_message is not None and not queue.empty():
+      on_message(queue.get())
+  out = []
+  for f in futures:
+    try:
+      out.append(f.result())
+    except collect as e:  # pylint: disable=catching-non-exception
+      out.append(e)
+  return out
 
 
 def stop_event() -> Any:

@@ -55,10 +55,7 @@ the paired PC-softmax − softmax differences.
 
 from __future__ import annotations
 
-import concurrent.futures
-import json
 import math
-import multiprocessing
 import os
 import resource
 import time
@@ -73,7 +70,7 @@ from infocam_jax import train as engine
 from infocam_jax import io
 from infocam_jax.evaluators import classification
 from infocam_jax.train import config as config_lib
-from infocam_jax.train import build
+from infocam_jax.train import build, rundir
 
 from experiments import _pc_softmax_results as report
 from experiments import _workers
@@ -206,12 +203,6 @@ def run_config(config: Any, objective: str, seed: int):
   return ml_collections.ConfigDict(d)
 
 
-# Fields that change neither the training nor the numbers of a finished run.
-_COSMETIC = frozenset({"progress_bar", "tensorboard", "log_every_steps", "async_checkpointing",
-                       "eval_batch_size", "parallelism", "data.data_dir", "checkpoint_every_steps",
-                       "keep_checkpoints", "distributed.*"})
-
-
 def eval_settings(config: Any) -> dict[str, Any]:
   """What a run's evaluation depends on besides its training config."""
   return {"test_splits": list(test_splits_of(config)), "select": config.experiment.select,
@@ -226,36 +217,23 @@ def check_resumable(config: Any, workdir: str) -> None:
   """Refuses (``ConfigMismatchError``) run directories that hold a different training config."""
   for objective in objectives_of(config):
     for seed in seeds_of(config):
-      path = os.path.join(_run_dir(workdir, objective, seed), "config.json")
-      if not os.path.exists(path):
-        continue
-      with open(path) as f:
-        saved = json.load(f)
-      diffs = config_lib.config_differences(
-          saved, config_lib.to_dict(run_config(config, objective, seed)))
-      if diffs:
-        raise config_lib.ConfigMismatchError(
-            f"{os.path.dirname(path)} holds a run with a different config; refusing to resume "
-            "it with:\n  " + "\n  ".join(diffs) + "\nUse a new --workdir (or restore the "
-            "original values).")
+      run_dir = _run_dir(workdir, objective, seed)
+      rundir.check_config(rundir.read_json(os.path.join(run_dir, "config.json")),
+                          config_lib.to_dict(run_config(config, objective, seed)), run_dir)
 
 
-def _finished(run_dir: str, rcfg: Any, settings: Mapping[str, Any]) -> dict[str, Any] | None:
-  """The run's record if it finished with this training config (flagged if only eval changed)."""
-  path = os.path.join(run_dir, RESULT_FILE)
-  if not os.path.exists(path):
-    return None
-  try:
-    with open(path) as f:
-      result = json.load(f)
-  except (OSError, json.JSONDecodeError):
-    return None
-  if config_lib.config_differences(build.plain(result.get("run_config", {})),
-                                   build.plain(config_lib.to_dict(rcfg)), mutable=_COSMETIC):
-    return None
-  if result.get("eval_settings") != build.plain(dict(settings)):
-    result["_needs_eval_only"] = True
-  return result
+def finished_runs(config: Any, workdir: str) -> dict[tuple[str, int], dict[str, Any]]:
+  """``(objective, seed) -> result.json`` of the runs finished with this training config
+  (``rundir.finished``); those whose evaluation settings changed are flagged
+  ``_needs_eval_only`` (re-evaluated, not retrained)."""
+  out = {}
+  for key in [(o, s) for s in seeds_of(config) for o in objectives_of(config)]:
+    record, needs_eval = rundir.finished(
+        os.path.join(_run_dir(workdir, *key), RESULT_FILE),
+        config_lib.to_dict(run_config(config, *key)), eval_settings(config))
+    if record is not None:
+      out[key] = {**record, "_needs_eval_only": True} if needs_eval else record
+  return out
 
 
 # -- one run -------------------------------------------------------------------------
@@ -294,8 +272,12 @@ def evaluate_run(config: Any, rcfg: Any, run_dir: str, data: build.Data) -> dict
 
 
 def execute_run(config: Any, workdir: str, data: build.Data, objective: str, seed: int, *,
-                tag: str = "", echo=None, stop_requested=None) -> dict[str, Any]:
-  """Trains (or resumes, or skips) and evaluates one (objective, seed); returns its record.
+                tag: str = "", echo=None, stop_requested=None,
+                done: Mapping[str, Any] | None = None) -> dict[str, Any]:
+  """Trains (or resumes) and evaluates one (objective, seed); returns its record.
+
+  ``done``: its earlier record (``finished_runs``) when only its evaluation
+  settings changed: then it is re-evaluated without training.
 
   The record is also written to ``DIR/<objective>/seed_<n>/result.json``.
   Raises ``RunInterrupted`` when training stopped early (a signal, or
@@ -306,10 +288,6 @@ def execute_run(config: Any, workdir: str, data: build.Data, objective: str, see
   rcfg = run_config(config, objective, seed)
   run_dir = _run_dir(workdir, objective, seed)
   settings = eval_settings(config)
-  done = _finished(run_dir, rcfg, settings)
-  if done is not None and not done.get("_needs_eval_only"):
-    echo(f"{tag}: finished earlier ({run_dir}); skipped.")
-    return done
   tr0, trc0 = time.time(), time.process_time()
   if done is None:
     echo(f"{tag}: training in {run_dir}")
@@ -343,7 +321,7 @@ def execute_run(config: Any, workdir: str, data: build.Data, objective: str, see
 
 
 def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed: int, tag: str,
-                cache_dir: str | None) -> dict[str, Any]:
+                cache_dir: str | None, done: dict[str, Any] | None) -> dict[str, Any]:
   """``execute_run`` in a spawned worker process (``experiment.parallel_runs`` > 1)."""
   stop = _workers.stop_event()
   try:
@@ -356,7 +334,7 @@ def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed:
     data = open_data(config)
     with _workers.busy():
       return execute_run(config, workdir, data, objective, seed, tag=tag, echo=_workers.echo,
-                         stop_requested=None if stop is None else stop.is_set)
+                         stop_requested=None if stop is None else stop.is_set, done=done)
   except RunInterrupted:
     if stop is not None:
       stop.set()  # e.g. this worker was signalled directly: stop the others too
@@ -364,31 +342,24 @@ def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed:
 
 
 def _run_in_workers(config: Any, workdir: str, pending: list[tuple[str, int]],
-                    tags: Mapping[tuple[str, int], str], workers: int, echo
+                    tags: Mapping[tuple[str, int], str], workers: int, echo,
+                    done: Mapping[tuple[str, int], dict[str, Any]]
                     ) -> dict[tuple[str, int], dict[str, Any]]:
   echo(f"Running {len(pending)} runs in {workers} worker processes.")
   cache_dir = (jax.config.jax_compilation_cache_dir
                or os.environ.get("JAX_COMPILATION_CACHE_DIR") or None)
   config_dict = build.plain(config_lib.to_dict(config))
-  ctx = multiprocessing.get_context("spawn")
-  stop, abort = ctx.Event(), ctx.Event()
   # By module path, also when this file runs as __main__ (python -m ...).
   from experiments import pc_softmax as module  # pylint: disable=g-import-not-at-top,import-self
-  runs, stopped = {}, []
-  with _workers.StopOnSignal(stop, abort), concurrent.futures.ProcessPoolExecutor(
-      max_workers=workers, mp_context=ctx, initializer=_workers.init_worker,
-      initargs=(os.getpid(), stop, abort)) as pool:
-    futures = {pool.submit(module._worker_run, config_dict, workdir, *key, tags[key],  # pylint: disable=protected-access
-                           cache_dir): key for key in pending}
-    for fut in concurrent.futures.as_completed(futures):
-      try:
-        runs[futures[fut]] = fut.result()
-      except _common.Interrupted as e:
-        stopped.append(str(e))
+  out = _workers.map_in_workers(
+      module._worker_run,  # pylint: disable=protected-access
+      [(config_dict, workdir, *key, tags[key], cache_dir, done.get(key)) for key in pending],
+      workers, clean_stop=True, collect=(RunInterrupted,))
+  stopped = [str(r) for r in out if isinstance(r, RunInterrupted)]
   if stopped:
     raise RunInterrupted(f"{len(stopped)} of {len(pending)} runs stopped early ("
                          + "; ".join(sorted(stopped)) + ")")
-  return runs
+  return dict(zip(pending, out))
 
 
 def run(config: Any, workdir: str, *, data: build.Data | None = None, echo=None
@@ -408,16 +379,15 @@ def run(config: Any, workdir: str, *, data: build.Data | None = None, echo=None
   if data is None:
     data = prepare(config, workdir)
   data_wall = time.time() - t0
-  settings = eval_settings(config)
   todo = [(o, s) for s in seeds_of(config) for o in objectives_of(config)]
   tags = {r: f"[{i + 1}/{len(todo)}] {r[0]}, seed {r[1]}" for i, r in enumerate(todo)}
+  done = finished_runs(config, workdir)
   runs: dict[tuple[str, int], dict[str, Any]] = {}
   pending = []
   for key in todo:
-    done = _finished(_run_dir(workdir, *key), run_config(config, *key), settings)
-    if done is not None and not done.get("_needs_eval_only"):
+    if key in done and not done[key].get("_needs_eval_only"):
       echo(f"{tags[key]}: finished earlier ({_run_dir(workdir, *key)}); skipped.")
-      runs[key] = done
+      runs[key] = done[key]
     else:
       pending.append(key)
   workers = min(int(config.experiment.parallel_runs), len(pending))
@@ -425,9 +395,10 @@ def run(config: Any, workdir: str, *, data: build.Data | None = None, echo=None
     workers = 1  # one accelerator (or a multi-host job) serves one run at a time
   if workers <= 1:
     for key in pending:
-      runs[key] = execute_run(config, workdir, data, *key, tag=tags[key], echo=echo)
+      runs[key] = execute_run(config, workdir, data, *key, tag=tags[key], echo=echo,
+                              done=done.get(key))
   else:
-    runs.update(_run_in_workers(config, workdir, pending, tags, workers, echo))
+    runs.update(_run_in_workers(config, workdir, pending, tags, workers, echo, done))
   ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
   children_cpu = (ch1.ru_utime + ch1.ru_stime) - (ch0.ru_utime + ch0.ru_stime)
   results = report.aggregate(config, data, runs, seeds=seeds_of(config),

@@ -9,7 +9,10 @@ r"""Weakly supervised object localisation: train a backbone, then evaluate CAM a
 
 Re-running the same command on an existing ``--workdir`` resumes from its
 newest checkpoint; a run directory holding another *training* config is
-refused (``config.wsol.*`` only changes the evaluation). Exit statuses: 0
+refused (``config.wsol.*`` only changes the evaluation), and so is
+``--mode=evaluate`` with any field that changes what was trained or what data
+is evaluated (seed, image size, crop, dataset, splits, model: the rule of
+``infocam_jax.train.rundir``). Exit statuses: 0
 done, 2 bad input or missing data/weights, 75 stopped early by SIGTERM/SIGINT
 (or, multi-host, JAX's preemption notice) after checkpointing: re-run to
 continue. Training uses all local devices (data parallel, ``jax.jit`` over a
@@ -31,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from typing import Any
 
@@ -42,7 +44,7 @@ from infocam_jax import train as engine
 from infocam_jax import io
 from infocam_jax.evaluators import wsol as wsol_eval
 from infocam_jax.train import config as config_lib
-from infocam_jax.train import build
+from infocam_jax.train import build, rundir
 
 from experiments import _common
 
@@ -126,30 +128,6 @@ def train(config: Any, workdir: str, data: build.Data) -> Any:
                    eval_split=config.data.eval_split, evaluation_fields=EVALUATION_FIELDS)
 
 
-def output_dir(config: Any, workdir: str, *, name: str = "", overwrite: bool = False) -> str:
-  """Where an evaluation with ``config.wsol`` writes (see the module docstring)."""
-  path = os.path.join(workdir, "results.json")
-  if overwrite or not os.path.exists(path):
-    return workdir
-  with open(path) as f:
-    saved = json.load(f).get("config", {})
-  current = config_lib.to_dict(config)
-  diffs = config_lib.config_differences(saved.get("wsol", {}), current["wsol"], frozenset())
-  if not diffs and not name:
-    return workdir
-  if not name:
-    name = "_".join(re.sub(r"[^A-Za-z0-9._=-]+", "-", d.split(":")[0] + "=" +
-                           d.split("-> ")[-1].strip("'")) for d in diffs)
-  out = os.path.join(workdir, "eval", name)
-  prev = os.path.join(out, "results.json")
-  if os.path.exists(prev):
-    with open(prev) as f:
-      if json.load(f).get("config", {}).get("wsol") != current["wsol"]:
-        raise _common.UsageError(f"{out} holds an evaluation with other settings; choose another "
-                                 "--eval_name or pass --overwrite.")
-  return out
-
-
 def evaluate(config: Any, workdir: str, data: build.Data, *, outdir: str | None = None,
              timings: dict[str, Any] | None = None, mode: str = "evaluate") -> dict[str, Any]:
   """Evaluates the selected checkpoint; writes results.json, curves.json, figures to ``outdir``."""
@@ -218,8 +196,10 @@ def run() -> None:
   f = flags.FLAGS
   config, workdir, mode = f.config, os.path.abspath(f.workdir), f.mode
   t0, c0 = time.time(), time.process_time()
-  if mode == "evaluate":
-    build.require_export(workdir)  # before the dataset is opened (or generated)
+  if mode == "evaluate":  # before the dataset is opened (or generated)
+    build.require_export(workdir)
+    rundir.check_config(rundir.trained_config(workdir), config_lib.to_dict(config), workdir,
+                        action="evaluate", evaluation_fields=EVALUATION_FIELDS)
   data = prepare(config, training=mode != "evaluate")
   engine.initialize_distributed_from_config(config.distributed)
   timings = {"_start": t0, "_start_cpu": c0, "data_s": time.time() - t0,
@@ -235,7 +215,8 @@ def run() -> None:
       print("summary: " + json.dumps(out, sort_keys=True, default=float), flush=True)
       raise _common.Interrupted(f"training stopped at step {result.step} (checkpoint saved)")
   if mode != "train":
-    outdir = output_dir(config, workdir, name=f.eval_name, overwrite=f.overwrite)
+    outdir = rundir.evaluation_dir(workdir, config_lib.to_dict(config), EVALUATION_FIELDS,
+                                   name=f.eval_name, overwrite=f.overwrite)
     res = evaluate(config, workdir, data, outdir=outdir, timings=timings,
                    mode="evaluate" if mode == "evaluate" else "train_and_evaluate")
     out["results"] = os.path.join(outdir, "results.json")

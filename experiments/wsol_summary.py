@@ -77,27 +77,36 @@ def load_runs(workdirs: Sequence[str], *, allow_different_configs: bool = False
   return runs
 
 
+def seed_table(runs: Sequence[Mapping[str, Any]], protocol: str, metrics: Sequence[str],
+               reference: str = "cam") -> tuple[dict[str, Any], dict[str, Any] | None]:
+  """The one seeds rule of the WSOL tables: ``(stats, differences)`` for ``protocol``.
+
+  ``stats[method][metric]``: ``_common.seed_stat`` over the runs (one per
+  seed) of every method all runs hold; ``differences[method][metric]``: the
+  same of the paired difference method - ``reference`` (same run), None when
+  ``reference`` is not among the methods.
+  """
+  names = [m for m in runs[0]["protocols"][protocol]
+           if all(m in r["protocols"][protocol] for r in runs)]
+  values = lambda m, k: [r["protocols"][protocol][m].get(k) for r in runs]
+  stats = {m: {k: stat(values(m, k)) for k in metrics} for m in names}
+  if reference not in names:
+    return stats, None
+  diffs = {m: {k: stat([None if x is None or y is None else x - y
+                        for x, y in zip(values(m, k), values(reference, k))]) for k in metrics}
+           for m in names if m != reference}
+  return stats, diffs
+
+
 def summarize(runs: Sequence[Mapping[str, Any]], reference: str = "cam") -> dict[str, Any]:
   """Per protocol, method and metric: mean ± std over runs and the paired difference."""
-  protocols = list(runs[0]["protocols"])
   out: dict[str, Any] = {"seeds": [r["seed"] for r in runs], "reference": reference,
                          "protocols": {}, "differences": {}}
-  for p in protocols:
+  for p in runs[0]["protocols"]:
     if any(p not in r["protocols"] for r in runs):
       continue
-    names = [m for m in runs[0]["protocols"][p] if all(m in r["protocols"][p] for r in runs)]
-    out["protocols"][p] = {m: {k: stat([r["protocols"][p][m].get(k) for r in runs])
-                               for k in METRICS} for m in names}
-    if reference in names:
-      diffs = {}
-      for m in names:
-        if m == reference:
-          continue
-        diffs[m] = {}
-        for k in METRICS:
-          a = [r["protocols"][p][m].get(k) for r in runs]
-          b = [r["protocols"][p][reference].get(k) for r in runs]
-          diffs[m][k] = stat([None if x is None or y is None else x - y for x, y in zip(a, b)])
+    out["protocols"][p], diffs = seed_table(runs, p, METRICS, reference)
+    if diffs is not None:
       out["differences"][p] = diffs
   out["classification"] = {
       split: {k: stat([r["classification"][split][k] for r in runs])

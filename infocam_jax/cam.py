@@ -511,7 +511,7 @@ def _keys_cubic(t: np.ndarray, a: float) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=256)
-def _resize_matrix(in_size: int, out_size: int, method: str, cubic_a: float) -> np.ndarray:
+def resize_matrix(in_size: int, out_size: int, method: str, cubic_a: float) -> np.ndarray:
   """[out_size, in_size] float32 interpolation matrix, cv2.resize geometry.
 
   Output pixel ``o`` samples the source at ``x = (o + 0.5) * in/out - 0.5``
@@ -594,8 +594,8 @@ def upsample_maps(maps: chex.Array, size: int | Sequence[int], method: str = "bi
 @functools.partial(jax.jit, static_argnames=("size", "method", "cubic_a"))
 def _upsample_core(maps, size, method, cubic_a):
   in_h, in_w = maps.shape[-2:]
-  ry = _resize_matrix(int(in_h), size[0], method, cubic_a)
-  rx = _resize_matrix(int(in_w), size[1], method, cubic_a)
+  ry = resize_matrix(int(in_h), size[0], method, cubic_a)
+  rx = resize_matrix(int(in_w), size[1], method, cubic_a)
   maps = maps.astype(jnp.float32)
   x = jnp.einsum("...hw,pw->...hp", maps, rx, precision=_HIGHEST)
   out = jnp.einsum("oh,...hp->...op", ry, x, precision=_HIGHEST)

@@ -423,7 +423,7 @@ def test_resize_matrix_is_cv2_resize_of_identity(n_in, n_out, method):
     return  # cv2 switches to INTER_AREA for exact 2x reduction (documented difference)
   eye = np.eye(n_in, dtype=np.float32)
   ref = cv2.resize(eye, (n_in, n_out), interpolation=_CV2_FLAGS[method])
-  got = cam._resize_matrix(n_in, n_out, method, -0.75)
+  got = cam.resize_matrix(n_in, n_out, method, -0.75)
   np.testing.assert_allclose(got, ref.reshape(n_out, n_in), atol=2e-6)
   np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-6)
 

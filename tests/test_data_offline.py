@@ -106,8 +106,11 @@ def test_fixed_box_scores_closed_form():
   scores = cluttered.fixed_box_scores(boxes, 64)
   assert scores["full"] == pytest.approx(1 / 3)
   assert scores["centred_best"] == pytest.approx(2 / 3)  # a ~45 px centred box hits both big ones
-  assert cluttered.box_iou_inclusive(np.array([0, 0, 9, 9]), np.array([10, 10, 19, 19])) == 0.0
-  assert cluttered.box_iou_inclusive(np.array([0, 0, 9, 9]), np.array([5, 0, 14, 9])) == pytest.approx(50 / 150)
+  # The library's IoU rule: disjoint 10x10 boxes 0, half-overlapping ones 50/150 (not >= 0.5).
+  rates = cluttered.hit_rates(np.array([[0, 0, 9, 9]]),
+                              np.array([[10, 10, 19, 19], [5, 0, 14, 9], [0, 0, 9, 9]]), 0.33)
+  np.testing.assert_array_equal(rates, [0.0, 1.0, 1.0])
+  assert cluttered.hit_rates(np.array([[0, 0, 9, 9]]), np.array([[5, 0, 14, 9]]), 0.34)[0] == 0.0
 
 
 def test_spec_validation():

@@ -22,7 +22,7 @@ from infocam_jax import estimators
 from infocam_jax.train import checkpoint as ckpt_lib
 from infocam_jax.train import config as config_lib
 from infocam_jax.data import arrays as synthetic
-from infocam_jax.train import optim, parallel, steps
+from infocam_jax.train import optim, parallel, rundir, steps
 from infocam_jax.train.state import init_rng_context, init_train_state, state_checksums
 from infocam_jax.train.writers import MetricWriter, read_metrics
 
@@ -397,9 +397,9 @@ def test_config_differences_ignores_resume_mutable_fields():
   a = config_lib.to_dict(config_lib.default_train_config())
   b = json.loads(json.dumps(a))
   b["num_train_steps"], b["distributed"]["process_id"] = 99, 3
-  assert config_lib.config_differences(a, b) == []
+  assert rundir.differences(a, b) == []
   b["optimizer"]["learning_rate"] = 1.0
-  assert config_lib.config_differences(a, b) == ["optimizer.learning_rate: 0.01 -> 1.0"]
+  assert rundir.differences(a, b) == ["optimizer.learning_rate: 0.01 -> 1.0"]
 
 
 # -- data pipeline -------------------------------------------------------------------

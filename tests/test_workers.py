@@ -24,9 +24,9 @@ TASKS = '''
 import os, time
 from experiments import _workers
 
-def sleeper(seconds):
+def pid_then_sleep(seconds):
+  _workers.send(os.getpid())  # to the parent's on_message
   time.sleep(seconds)
-  return os.getpid()
 
 def run_until_stopped(tag, out_dir):
   """A stand-in for a training run: polls `stop` each step, "checkpoints" when asked."""
@@ -43,24 +43,21 @@ def run_until_stopped(tag, out_dir):
 '''
 
 PARENT = '''
-import concurrent.futures, multiprocessing, os, sys
+import os, sys
 import tasks
 from experiments import _workers
 mode, out_dir = sys.argv[1], sys.argv[2]
-ctx = multiprocessing.get_context("spawn")
 if mode == "plain":  # synthetic_mi: no stop event, the workers just exit with the parent
-  with concurrent.futures.ProcessPoolExecutor(
-      2, mp_context=ctx, initializer=_workers.init_worker, initargs=(os.getpid(),)) as pool:
-    print("pids", *sorted(set(pool.map(tasks.sleeper, [0.5, 0.5]))), flush=True)
-    list(pool.map(tasks.sleeper, [600, 600]))
+  pids = []
+  def got(pid):
+    pids.append(pid)
+    if len(pids) == 2:
+      print("pids", *sorted(pids), flush=True)
+  _workers.map_in_workers(tasks.pid_then_sleep, [(600,), (600,)], 2, on_message=got)
 else:  # pc_softmax: stop event, one clean stop
-  stop, abort = ctx.Event(), ctx.Event()
-  with _workers.StopOnSignal(stop, abort), concurrent.futures.ProcessPoolExecutor(
-      2, mp_context=ctx, initializer=_workers.init_worker,
-      initargs=(os.getpid(), stop, abort)) as pool:
-    futures = [pool.submit(tasks.run_until_stopped, t, out_dir) for t in ("a", "b")]
-    for f in concurrent.futures.as_completed(futures):
-      print("result", f.result(), flush=True)
+  for r in _workers.map_in_workers(tasks.run_until_stopped, [("a", out_dir), ("b", out_dir)], 2,
+                                   clean_stop=True):
+    print("result", r, flush=True)
 print("parent done", flush=True)
 '''
 

@@ -384,6 +384,16 @@ def test_evaluation_settings_never_retrain_nor_overwrite(smoke_run, tmp_path, en
   assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
   assert "different config" in proc.stderr and "optimizer.learning_rate" in proc.stderr
   assert sorted(os.listdir(copy / "checkpoints")) == steps
+  # --mode=evaluate with a field that changes what was trained or what data is evaluated
+  # (issue 24: these once overwrote DIR/results.json): status 2, the field named, nothing written.
+  kept = (copy / "results.json").read_text()
+  for extra, field in ((["--config.data.image_size=64", "--config.data.resize_size=64"],
+                        "data.image_size"), (["--config.seed=1"], "seed")):
+    proc = _run(multidevice.wsol_command(SMOKE, str(copy), [*RUN, "--mode=evaluate", *extra]),
+                env, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"  {field}: " in proc.stderr and "refusing to evaluate" in proc.stderr
+  assert (copy / "results.json").read_text() == kept
 
 
 @pytest.mark.parametrize("module", ["wsol", "pc_softmax"])

@@ -72,7 +72,6 @@ RESNET = "infocam_jax/models/resnet.py"
 WSOL_EVAL = "infocam_jax/evaluators/wsol.py"
 CLASSIFICATION = "infocam_jax/evaluators/classification.py"
 BUILD = "infocam_jax/train/build.py"
-SYNTHETIC_MI = "experiments/synthetic_mi.py"
 CCL = "infocam_jax/_ccl.py"
 PIPELINE = "infocam_jax/data/pipeline.py"
 CLUTTERED = "infocam_jax/data/cluttered.py"
@@ -234,8 +233,12 @@ MUTANTS: list[M] = [
       '"count": jnp.float32(valid.shape[0]),', T_TRAIN, "eval counts padding rows"),
     M(STEPS, "float(np.mean(cc[present] / cn[present]))", "float(np.sum(cc) / np.sum(cn))",
       T_TRAIN, "mean per-class accuracy is the pooled accuracy"),
-    M(LOOP, "prior = counts / counts.sum()", "prior = np.full(len(counts), 1.0 / len(counts))",
+    M(LOOP, "prior = np.asarray(estimators.prior_from_counts(class_counts))",
+      "prior = np.full(len(class_counts), 1.0 / len(class_counts))",
       T_TRAIN, "uniform prior in the training loop (PC-softmax = softmax)"),
+    M(BUILD, "return self.class_counts / self.class_counts.sum()",
+      "return np.full(self.class_counts.size, 1.0 / self.class_counts.size)", T_WIRING,
+      "the run's PC prior (computed once in build) is uniform"),
     M(LOOP, "batches = iter(train_data.iterate(start))", "batches = iter(train_data.iterate(0))",
       T_TRAIN, "resume restarts the data stream"),
     M(LOOP, "out[name] = jax.tree.map(lambda a, b: np.asarray(b, a.dtype), current, new)",
@@ -277,7 +280,7 @@ MUTANTS: list[M] = [
     M(WSOL_EVAL, '    "infocam_min": MethodSpec("infocam", "infoCAM-min", "min", "full",',
       '    "infocam_min": MethodSpec("infocam", "infoCAM-min", "mean", "full",', T_WSOL,
       'WSOL "infoCAM-min" (the official --max-cam) wired to variant "mean"'),
-    M(SYNTHETIC_MI, 'train_prior = (data.prior if objective == "pc_softmax"',
+    M("infocam_jax/gaussian_study.py", 'train_prior = (data.prior if objective == "pc_softmax"',
       'train_prior = (data.prior if objective == "none"', T_SMI,
       "synthetic MI: PC-softmax trained with a uniform prior"),
     M(CLASSIFICATION, "est, se = weighted_mean(v, labels, prior)",
@@ -317,7 +320,7 @@ MUTANTS: list[M] = [
       T_DATA_RULES, "ImageNet mean and std swapped", "data rule"),
     M(TRANSFORMS, "IMAGENET_MEAN = (0.485, 0.456, 0.406)", "IMAGENET_MEAN = (0.406, 0.456, 0.485)",
       T_DATA_RULES, "ImageNet mean in BGR order", "data rule"),
-    M(CFG_PC, "_IMAGENET_STD = (0.229, 0.224, 0.225)", "_IMAGENET_STD = (0.225, 0.224, 0.229)",
+    M(CFG_PC, "c.data.std = IMAGENET_STD", "c.data.std = IMAGENET_STD[::-1]",
       T_DATA_RULES, "pc_softmax config's ImageNet std in BGR order", "data rule"),
     M(IDX, 'yield i, {"image": _png(images[i]), "label": int(labels[i])}',
       'yield i, {"image": _png(images[i]), "label": int(labels[(i + 1) % len(labels)])}',

@@ -33,39 +33,23 @@ EXPERIMENT = "wsol"
 
 def get_config():
   c = base_config()
-  c.seed = 0
-  c.batch_size = 64
   c.eval_batch_size = 250
-  c.num_train_steps = -1
   c.num_epochs = 12.0
   c.log_every_steps = 78
-  c.eval_every_steps = 0
   c.checkpoint_every_steps = 200
-  c.keep_checkpoints = 2
   c.keep_best_checkpoints = 0
   c.tensorboard = False
 
-  c.model.arch = "resnet_tiny"
-  c.model.dtype = "float32"
-  c.model.layer4_stride = 1
-
   c.data.name = "cluttered_digits"
-  c.data.image_size = 32
   c.data.resize_size = 32
   c.data.max_boxes = 1
   c.data.flip = False
   c.data.random_crop = False
 
-  c.optimizer.name = "sgd"
   c.optimizer.learning_rate = 0.1
-  c.optimizer.momentum = 0.9
-  c.optimizer.nesterov = True
-  c.optimizer.weight_decay = 1e-4
   c.optimizer.head_lr_multiplier = 1.0
   c.optimizer.schedule = "cosine"
   c.optimizer.warmup_steps = 150
 
   c.wsol.region_size = 2
-  c.wsol.checkpoint = "last"
-  c.wsol.num_figure_images = 8
   return c

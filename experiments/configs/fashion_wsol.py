@@ -31,9 +31,5 @@ EXPERIMENT = "wsol"
 def get_config():
   c = default.get_config()
   c.data.name = "fashion_wsol"
-  c.data.image_size = 32
-  c.data.resize_size = 32
   c.data.flip = True
-  c.data.random_crop = False
-  c.wsol.region_size = 2
   return c

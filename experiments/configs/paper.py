@@ -105,7 +105,6 @@ def get_config(variant: str = "cub_resnet50_adl"):
   # Validation accuracy every epoch on wsol_val: the keep-best checkpoint.
   c.eval_every_steps = steps_per_epoch
   c.checkpoint_every_steps = steps_per_epoch
-  c.keep_checkpoints = 2
   c.keep_best_checkpoints = 1
   c.best_metric = "val/accuracy"
   c.best_mode = "max"

@@ -65,15 +65,13 @@ message (what is missing, where it looked, how to obtain it).
 
 import os
 
+from infocam_jax.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from infocam_jax.train.config import default_train_config
 
 #: The experiment this config file is for (``python -m experiments.<EXPERIMENT>``).
 EXPERIMENT = "pc_softmax"
 
 VARIANTS = ("default", "small", "mnist", "mnist_idx", "fashion_mnist", "cub", "cub_last_layer")
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _base():
@@ -82,18 +80,13 @@ def _base():
   c.experiment = ml_collections.ConfigDict(dict(
       num_seeds=3, objectives="softmax,pc_softmax", select="best_val", extra_test_splits="",
       num_workers=0, parallel_runs=1, cache_images=False, figures=True))
-  c.seed = 0
-  c.loss = "softmax"  # set per run by the experiment
   c.tensorboard = False
-  c.async_checkpointing = True
   c.keep_checkpoints = 1
-  c.keep_best_checkpoints = 1
   c.best_metric = "val/mean_per_class_accuracy"
-  c.best_mode = "max"
   c.model.last_layer_only = False
   c.data.channels = 3
-  c.data.mean = _IMAGENET_MEAN
-  c.data.std = _IMAGENET_STD
+  c.data.mean = IMAGENET_MEAN
+  c.data.std = IMAGENET_STD
   c.data.flip = False
   c.data.random_crop = True
   c.data.max_boxes = 1
@@ -103,19 +96,11 @@ def _base():
 def _offline(small: bool):
   c = _base()
   c.data.name = "imbalanced_digits/small" if small else "imbalanced_digits"
-  c.data.train_split = "train"
-  c.data.eval_split = "validation"
-  c.data.test_split = "test"
   c.experiment.cache_images = True
-  c.optimizer.name = "sgd"
-  c.optimizer.momentum = 0.9
-  c.optimizer.nesterov = True
   c.optimizer.head_lr_multiplier = 1.0
-  c.optimizer.warmup_steps = 0
   if small:
     # LeNet compiles in about half the time of the tiny ResNet: tests stay fast.
     c.model.arch = "lenet"
-    c.data.image_size = 32
     c.data.resize_size = 32
     c.data.random_crop = False
     c.batch_size = 20
@@ -126,21 +111,14 @@ def _offline(small: bool):
     c.checkpoint_every_steps = 6
     c.log_every_steps = 6
     c.progress_bar = False
-    c.optimizer.learning_rate = 0.01
     c.optimizer.weight_decay = 0.0
     c.optimizer.schedule = "constant"
     return c
   # 2,750 training images (50 per even, 500 per odd digit), downscaled 64 -> 28 and randomly
   # cropped to 24 (the 8x8 source digits keep their detail; compute drops ~7x vs 64x64).
-  c.model.arch = "resnet_tiny"
-  c.model.layer4_stride = 2
   c.data.image_size = 24
   c.data.resize_size = 28
-  c.data.random_crop = True
-  c.data.flip = False  # digits are not mirror-symmetric
-  c.batch_size = 64
   c.eval_batch_size = 250
-  c.num_train_steps = -1
   c.num_epochs = 16.0  # 42 steps per epoch
   c.eval_every_steps = 84  # every 2 epochs on the validation split (model selection)
   c.checkpoint_every_steps = 84
@@ -159,27 +137,19 @@ def _mnist(name: str = "mnist", mean: float = 0.1307, std: float = 0.3081):
   c.model.arch = "lenet"
   c.data.name = name
   c.data.train_split = "imbalanced_train"
-  c.data.eval_split = "validation"
   c.data.test_split = "imbalanced_test"
   c.experiment.extra_test_splits = "test"
   c.data.image_size = 28
-  c.data.resize_size = 0
   c.data.channels = 1
   c.data.mean = (mean,)
   c.data.std = (std,)
   c.data.random_crop = False
-  c.data.flip = False
   c.experiment.cache_images = True
   c.experiment.parallel_runs = 2  # two runs at a time on a CPU (one at a time on an accelerator)
-  c.batch_size = 64
   c.eval_batch_size = 1000
-  c.num_train_steps = -1
   c.num_epochs = 8.0
   c.eval_every_steps = 16500 // 64  # every epoch
   c.checkpoint_every_steps = 16500 // 64
-  c.log_every_steps = 50
-  c.optimizer.name = "sgd"
-  c.optimizer.learning_rate = 0.01
   c.optimizer.momentum = 0.5
   c.optimizer.nesterov = False
   c.optimizer.weight_decay = 0.0
@@ -191,7 +161,6 @@ def _mnist(name: str = "mnist", mean: float = 0.1307, std: float = 0.3081):
 def _cub(last_layer_only: bool):
   c = _base()
   c.model.arch = "resnet50"
-  c.model.layer4_stride = 2
   c.model.dtype = "bfloat16"
   # torchvision's ImageNet weights: a missing file is an error that says where to get it;
   # --config.model.pretrained=none trains from scratch on purpose.
@@ -205,33 +174,19 @@ def _cub(last_layer_only: bool):
   c.data.image_size = 224
   c.data.resize_size = 256
   c.data.flip = True
-  c.data.random_crop = True
   c.experiment.select = "last"
   c.experiment.num_workers = 8
   c.keep_best_checkpoints = 0
   c.keep_checkpoints = 2
-  c.batch_size = 64
   c.eval_batch_size = 100
   c.num_train_steps = 2810  # the paper's MAX_STEPS (~45 epochs of the 3,997 images)
-  c.eval_every_steps = 0
-  c.checkpoint_every_steps = 500
-  c.log_every_steps = 50
-  c.optimizer.name = "sgd"
-  c.optimizer.schedule = "step"
   c.optimizer.decay_every_steps = 936  # int(5994 * 10 / 64): the paper's decay period
-  c.optimizer.decay_factor = 0.1
   if last_layer_only:
-    c.optimizer.learning_rate = 0.01
-    c.optimizer.momentum = 0.9
     c.optimizer.nesterov = False
     c.optimizer.weight_decay = 0.0
     c.optimizer.head_lr_multiplier = 1.0
   else:
     c.optimizer.learning_rate = 0.001
-    c.optimizer.momentum = 0.9
-    c.optimizer.nesterov = True
-    c.optimizer.weight_decay = 1e-4
-    c.optimizer.head_lr_multiplier = 10.0
   return c
 
 

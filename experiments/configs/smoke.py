@@ -16,30 +16,17 @@ EXPERIMENT = "wsol"
 
 def get_config():
   c = base_config()
-  c.seed = 0
   c.batch_size = 16  # global
   c.eval_batch_size = 40
   c.num_train_steps = 30
   c.log_every_steps = 5
-  c.eval_every_steps = 0  # validation at the end only
   c.checkpoint_every_steps = 10  # 15 steps per epoch: checkpoints fall mid-epoch
-  c.keep_checkpoints = 2
-  c.keep_best_checkpoints = 1
   c.tensorboard = False
 
-  c.model.arch = "resnet_tiny"
-  c.model.dtype = "float32"
-  c.model.layer4_stride = 1
-
   c.data.name = "cluttered_digits/small"
-  c.data.image_size = 32
-  c.data.max_boxes = 4
   c.data.flip = False
 
-  c.optimizer.name = "sgd"
   c.optimizer.learning_rate = 0.02
-  c.optimizer.head_lr_multiplier = 10.0
-  c.optimizer.schedule = "step"
   c.optimizer.decay_every_steps = 20
 
   c.wsol.num_figure_images = 4

@@ -17,6 +17,8 @@ def base_config():
   c.data.flip = True
   c.data.random_crop = True
   c.data.num_workers = 0
+  c.keep_checkpoints = 2
+  c.model.layer4_stride = 1  # the official infoCAM ResNet-50 (VGG configs set 2)
   c.wsol = ml_collections.ConfigDict(dict(
       methods=ALL_METHODS,
       protocols="clean,paper",

@@ -30,13 +30,16 @@ import os
 
 import numpy as np
 
+from infocam_jax.boxes import iou_levels
+from infocam_jax.cam import resize_matrix
+
 __all__ = [
     "SceneSpec",
     "Scene",
     "load_digits",
     "instance_split",
     "render_scene",
-    "box_iou_inclusive",
+    "hit_rates",
     "fixed_box_scores",
 ]
 
@@ -146,24 +149,13 @@ def instance_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int) 
   return [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
 
 
-@functools.lru_cache(maxsize=4096)
 def _cubic_matrix(n_in: int, n_out: int) -> np.ndarray:
-  """[n_out, n_in] bicubic (Keys, a = -0.5) interpolation weights.
+  """[n_out, n_in] bicubic (Keys, a = -0.5) upsampling weights: ``cam.resize_matrix``'s.
 
   Half-pixel centres (edges map to edges, like PIL and OpenCV) and replicated
   borders; used only to upsample, so no anti-aliasing filter is needed.
   """
-  x = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
-  base = np.floor(x).astype(int)
-  weights = np.zeros((n_out, n_in), np.float64)
-  for k in range(-1, 3):
-    d = np.abs(x - (base + k))
-    w = np.where(d <= 1, (1.5 * d - 2.5) * d * d + 1,
-                 np.where(d < 2, ((-0.5 * d + 2.5) * d - 4) * d + 2, 0.0))
-    np.add.at(weights, (np.arange(n_out), np.clip(base + k, 0, n_in - 1)), w)
-  weights = weights.astype(np.float32)
-  weights.setflags(write=False)
-  return weights
+  return resize_matrix(int(n_in), int(n_out), "bicubic", -0.5)
 
 
 def _resample(a: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -349,18 +341,12 @@ def render_scene(rng: np.random.Generator, digit: np.ndarray, fragment_pool: np.
   return Scene(image=image, box=(x0, y0, x1, y1), bbox=bbox)
 
 
-def box_iou_inclusive(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """IoU of boxes with inclusive pixel corners (x0, y0, x1, y1), broadcasting over leading axes.
-
-  Area of a box = (x1 - x0 + 1)(y1 - y0 + 1); the intersection is clamped at 0.
-  """
-  a = np.asarray(a, np.float64)
-  b = np.asarray(b, np.float64)
-  iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1, 0, None)
-  ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1, 0, None)
-  inter = iw * ih
-  area = lambda x: (x[..., 2] - x[..., 0] + 1) * (x[..., 3] - x[..., 1] + 1)
-  return inter / (area(a) + area(b) - inter)
+def hit_rates(boxes: np.ndarray, candidates: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+  """[M] fraction of the inclusive boxes [N, 4] with IoU >= ``threshold`` against each of the
+  candidate boxes [M, 4] (the library's IoU rule, ``boxes.iou_levels``: exact at ties)."""
+  hits = np.asarray(iou_levels(np.asarray(boxes)[:, None], np.asarray(candidates)[None],
+                               [threshold])) > 0
+  return hits.mean(axis=0)
 
 
 def fixed_box_scores(boxes: np.ndarray, image_size: int, threshold: float = 0.5) -> dict[str, float]:
@@ -383,14 +369,10 @@ def fixed_box_scores(boxes: np.ndarray, image_size: int, threshold: float = 0.5)
   full = np.array([0, 0, s - 1, s - 1], np.float64)
   widths = boxes[:, 2] - boxes[:, 0] + 1
   heights = boxes[:, 3] - boxes[:, 1] + 1
-  out = {
-      "full": float(np.mean(box_iou_inclusive(boxes, full) >= threshold)),
-      "centred_mean": float(np.mean(
-          box_iou_inclusive(boxes, centred(widths.mean(), heights.mean())) >= threshold)),
-  }
-  best = 0.0
-  for w in range(2, s + 1, 2):
-    for h in range(2, s + 1, 2):
-      best = max(best, float(np.mean(box_iou_inclusive(boxes, centred(w, h)) >= threshold)))
+  grid = [centred(w, h) for w in range(2, s + 1, 2) for h in range(2, s + 1, 2)]
+  rates = hit_rates(boxes, np.stack([full, centred(widths.mean(), heights.mean()), *grid]),
+                    threshold)
+  out = {"full": float(rates[0]), "centred_mean": float(rates[1])}
+  best = max(0.0, float(rates[2:].max()))
   out["centred_best"] = best
   return out

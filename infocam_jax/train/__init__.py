@@ -9,7 +9,9 @@
 * ``DataParallel`` (jit + mesh, default) / ``PmapDataParallel`` (``parallel``).
 * ``CheckpointStore`` / ``export_variables`` / ``load_variables`` (``checkpoint``).
 * ``fit`` (``loop``): resume, train, evaluate, checkpoint, export.
-* ``validate_config`` / ``default_train_config`` / ``ConfigMismatchError`` (``config``).
+* ``validate_config`` / ``default_train_config`` (``config``).
+* ``rundir``: when a config may resume, skip or evaluate a run directory
+  (``ConfigMismatchError`` otherwise) and where an evaluation writes.
 * ``build``: data, pipelines, model, weights and the checkpoint to evaluate,
   from a config (``build.open_data``, ``build.fit``, ``build.load_for_evaluation``).
 
@@ -33,7 +35,7 @@ _EXPORTS: dict[str, str] = {
     "export_variables": "checkpoint",
     "load_variables": "checkpoint",
     "load_best_variables": "checkpoint",
-    "ConfigMismatchError": "config",
+    "ConfigMismatchError": "rundir",
     "TRAIN_SCHEMA": "config",
     "default_train_config": "config",
     "extend_schema": "config",

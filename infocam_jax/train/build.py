@@ -258,7 +258,7 @@ def fit(config: Any, workdir: str, data: Data, *, train_split: str, eval_split: 
   return loop.fit(
       config, workdir, model=build_model(config, data.num_classes), train_data=train_pipe,
       eval_data=eval_pipe, num_classes=data.num_classes, image_shape=image_shape(config),
-      class_counts=data.class_counts, head_mask_fn=head_mask_fn(config),
+      class_counts=data.class_counts, class_prior=data.prior, head_mask_fn=head_mask_fn(config),
       initial_variables=initial_variables(config, data.num_classes),
       export_metadata=export_metadata(config, data.name), **kwargs)
 

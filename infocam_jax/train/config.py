@@ -158,19 +158,6 @@ TRAIN_SCHEMA: dict[str, Any] = {
     },
 }
 
-class ConfigMismatchError(ValueError):
-  """A run directory holds a run with a different (training) config: resuming it is refused."""
-
-
-# Fields that may change between a run and its resumption (everything else must match).
-RESUME_MUTABLE = frozenset({
-    "num_train_steps", "num_epochs", "log_every_steps", "eval_every_steps",
-    "checkpoint_every_steps", "keep_checkpoints", "keep_best_checkpoints", "async_checkpointing",
-    "progress_bar", "tensorboard", "eval_batch_size", "parallelism", "data.data_dir",
-    "distributed.*",
-})
-
-
 def default_train_config():
   """A ``ConfigDict`` with every engine field at its default."""
   import ml_collections  # pylint: disable=g-import-not-at-top
@@ -314,25 +301,3 @@ def validate_runtime(config: Any, *, num_devices: int, process_count: int,
                   f"({num_train_examples})")
   if errors:
     raise ValueError("Invalid config for this run:\n  " + "\n  ".join(errors))
-
-
-def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
-                       mutable: frozenset[str] = RESUME_MUTABLE) -> list[str]:
-  """Dotted keys whose values differ, ignoring the resume-mutable ones."""
-  def flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-      if isinstance(v, Mapping):
-        out.update(flat(v, f"{prefix}{k}."))
-      else:
-        out[f"{prefix}{k}"] = v
-    return out
-  a, b = flat(saved), flat(current)
-  diffs = []
-  for k in sorted(set(a) | set(b)):
-    section = k.split(".")[0] + ".*"
-    if k in mutable or section in mutable:
-      continue
-    if a.get(k) != b.get(k):
-      diffs.append(f"{k}: {a.get(k)!r} -> {b.get(k)!r}")
-  return diffs

@@ -22,16 +22,16 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 import jax
 import numpy as np
 
-from infocam_jax import io
+from infocam_jax import estimators, io
 from infocam_jax.train import checkpoint as ckpt_lib
 from infocam_jax.train.checkpoint import to_host as checkpoint_host
 from infocam_jax.train import config as config_lib
-from infocam_jax.train import optim, parallel, steps
+from infocam_jax.train import optim, parallel, rundir, steps
 from infocam_jax.train.state import TrainState, count_params, init_rng_context, init_train_state
 from infocam_jax.train.writers import MetricWriter
 
@@ -87,7 +87,7 @@ def evaluate_classification(par: Any, state: Any, pipeline: BatchPipeline,
   for i in range(pipeline.steps_per_epoch):
     batch = par.shard_batch(step_inputs(pipeline.get_batch(i)))
     total = steps.accumulate(total, step_fn(state, batch))
-  return steps.finalize_eval(total or {})
+  return steps.finalize_eval(total)
 
 
 class _Preemption:
@@ -152,7 +152,7 @@ def _versions() -> dict[str, str]:
 
 def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: BatchPipeline,
         num_classes: int, image_shape: tuple[int, int, int], eval_data: BatchPipeline | None = None,
-        class_counts: np.ndarray | None = None,
+        class_counts: np.ndarray | None = None, class_prior: np.ndarray | None = None,
         head_mask_fn: Callable[[PyTree], PyTree] | None = None,
         export_metadata: Mapping[str, Any] | None = None,
         initial_variables: Mapping[str, PyTree] | None = None,
@@ -171,7 +171,10 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
     num_classes: K.
     image_shape: (H, W, C) of the network input.
     eval_data: validation pipeline (one ordered, padded pass), or None.
-    class_counts: [K] training counts (PC-softmax prior; softmax: extra metric).
+    class_counts: [K] training counts (recorded in the export).
+    class_prior: [K] training class frequencies (PC-softmax prior; softmax: extra
+      metric), as ``build.Data.prior``; default ``estimators.prior_from_counts(
+      class_counts)``.
     head_mask_fn: params -> bool pytree of the 10x-LR parameters.
     export_metadata: stored in ``export/export.json`` (arch, options, ...).
     initial_variables: ``{'params', ['batch_stats']}`` replacing the random
@@ -187,27 +190,17 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
   workdir = os.path.abspath(os.fspath(workdir))
   primary = jax.process_index() == 0
   cfg_dict = config_lib.to_dict(config)
-
   if stop_requested is not None and jax.process_count() > 1:
     raise ValueError("stop_requested is for one process; multi-host runs stop at JAX's "
                      "preemption sync point.")
-  par = parallel.make_parallel(config.parallelism)
-  config_lib.validate_runtime(config, num_devices=par.num_devices,
-                              process_count=jax.process_count())
-  axis = parallel.step_axis_name(config.parallelism)
-  if axis and getattr(model, "bn_axis_name", axis) != axis:
-    raise ValueError(f"parallelism='pmap' needs the model built with bn_axis_name={axis!r} "
-                     f"(got {getattr(model, 'bn_axis_name', None)!r}).")
-
+  par, axis = _parallel_for(config, model)
   spe = int(train_data.steps_per_epoch)
   if spe < 1:
     raise ValueError("train_data.steps_per_epoch must be >= 1.")
   total = num_train_steps(config, spe)
-
-  prior = None
-  if class_counts is not None:
-    counts = np.asarray(class_counts, np.float64)
-    prior = counts / counts.sum()
+  prior = class_prior
+  if prior is None and class_counts is not None:
+    prior = np.asarray(estimators.prior_from_counts(class_counts))
 
   rng = jax.random.PRNGKey(config.seed)
   abstract_vars = jax.eval_shape(
@@ -215,36 +208,9 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
   head_mask = head_mask_fn(abstract_vars["params"]) if head_mask_fn else None
   tx, lr_fn = optim.optimizer_from_config(config.optimizer, total_steps=total,
                                           steps_per_epoch=spe, head_mask=head_mask)
-  shape3 = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
-  init_fn = lambda: init_train_state(model, tx, rng, shape3)
-
-  # -- resume -----------------------------------------------------------------
-  store = ckpt_lib.CheckpointStore(
-      os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints,
-      keep_best=config.keep_best_checkpoints, best_metric=config.best_metric,
-      best_mode=config.best_mode, async_save=config.async_checkpointing)
-  restored = store.restore(par.abstract_state(jax.eval_shape(init_fn)))
-  if restored is not None:
-    if restored.config is not None:
-      diffs = config_lib.config_differences(
-          restored.config, cfg_dict, mutable=config_lib.RESUME_MUTABLE | evaluation_fields)
-      if diffs:
-        store.close()
-        raise config_lib.ConfigMismatchError(
-            f"{workdir} holds a run with a different config; refusing to resume it with:\n  "
-            + "\n  ".join(diffs) + "\nUse a new --workdir (or restore the original values).")
-    state = par.put_state(restored.state)
-    start = int(restored.step)
-    if int(jax.device_get(par.host_state(state).step)) != start:
-      raise RuntimeError(f"checkpoint {start} holds state.step != {start}")
-  else:
-    with init_rng_context():
-      state = par.init(init_fn)
-    if initial_variables is not None:
-      host = checkpoint_host(par.host_state(state))
-      state = par.put_state(with_initial_variables(host, initial_variables))
-    start = 0
-
+  init_fn = lambda: init_train_state(model, tx, rng, tuple(image_shape))
+  store, restored, state, start = _restore_or_init(config, workdir, par, init_fn, cfg_dict,
+                                                   evaluation_fields, initial_variables)
   echo = echo or io.echo
   writer = MetricWriter(workdir, enabled=primary, resume_step=start,
                         tensorboard=config.tensorboard, echo=echo)
@@ -257,12 +223,89 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
     echo(f"{msg}: {total} steps ({spe}/epoch), global batch {config.batch_size} on "
          f"{par.num_devices} device(s) x {jax.process_count()} process(es), "
          f"parallelism={par.kind}, {count_params(abstract_vars['params']):,} parameters.")
-
   par.compile(
       steps.make_train_step(model, tx, num_classes=num_classes, loss=config.loss,
                             class_prior=prior, learning_rate_fn=lr_fn, axis_name=axis),
       steps.make_eval_step(model, num_classes=num_classes, loss=config.loss,
                            class_prior=prior, axis_name=axis))
+  preempt = _Preemption(stop_requested)
+  try:
+    if start < total:
+      state, step, last_eval, interrupted = _train_steps(
+          config, par, state, store, writer, preempt, train_data, eval_data,
+          start=start, total=total, spe=spe, cfg_dict=cfg_dict, restored=restored,
+          echo=echo, primary=primary)
+    else:
+      step, last_eval, interrupted = start, None, False
+      if primary:
+        echo(f"{workdir} already finished ({start}/{total} steps); nothing to train.")
+  finally:
+    preempt.restore()
+    store.close()
+    writer.close()
+
+  export_dir = None
+  if step >= total and not interrupted:
+    export_dir = _export(workdir, par.host_state(state), step=step, num_classes=num_classes,
+                         image_shape=image_shape, cfg_dict=cfg_dict, class_counts=class_counts,
+                         last_eval=last_eval, export_metadata=export_metadata)
+  return FitResult(state=par.host_state(state), step=int(step), num_train_steps=total,
+                   steps_per_epoch=spe, resumed_from=start if restored else None,
+                   skipped_checkpoints=restored.skipped if restored else [],
+                   last_eval=last_eval, export_dir=export_dir, interrupted=interrupted,
+                   parallel=par, wall_time_s=time.time() - t_start)
+
+
+def _parallel_for(config: Any, model: Any) -> tuple[Any, str | None]:
+  """The data-parallel strategy of ``config`` (checked against the devices and the model)."""
+  par = parallel.make_parallel(config.parallelism)
+  config_lib.validate_runtime(config, num_devices=par.num_devices,
+                              process_count=jax.process_count())
+  axis = parallel.step_axis_name(config.parallelism)
+  if axis and getattr(model, "bn_axis_name", axis) != axis:
+    raise ValueError(f"parallelism='pmap' needs the model built with bn_axis_name={axis!r} "
+                     f"(got {getattr(model, 'bn_axis_name', None)!r}).")
+  return par, axis
+
+
+def _restore_or_init(config: Any, workdir: str, par: Any, init_fn: Callable[[], TrainState],
+                     cfg_dict: Mapping[str, Any], evaluation_fields: frozenset[str],
+                     initial_variables: Mapping[str, PyTree] | None):
+  """``(store, restored, state, start_step)``: the newest valid checkpoint of a run with the
+  same training config (``rundir.check_config``), else a new state (pretrained weights)."""
+  store = ckpt_lib.CheckpointStore(
+      os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints,
+      keep_best=config.keep_best_checkpoints, best_metric=config.best_metric,
+      best_mode=config.best_mode, async_save=config.async_checkpointing)
+  restored = store.restore(par.abstract_state(jax.eval_shape(init_fn)))
+  if restored is not None:
+    try:
+      rundir.check_config(restored.config, cfg_dict, workdir, action="resume",
+                          evaluation_fields=evaluation_fields)
+    except rundir.ConfigMismatchError:
+      store.close()
+      raise
+    state = par.put_state(restored.state)
+    start = int(restored.step)
+    if int(jax.device_get(par.host_state(state).step)) != start:
+      raise RuntimeError(f"checkpoint {start} holds state.step != {start}")
+    return store, restored, state, start
+  with init_rng_context():
+    state = par.init(init_fn)
+  if initial_variables is not None:
+    host = checkpoint_host(par.host_state(state))
+    state = par.put_state(with_initial_variables(host, initial_variables))
+  return store, None, state, 0
+
+
+def _train_steps(config: Any, par: Any, state: Any, store: Any, writer: MetricWriter,
+                 preempt: _Preemption, train_data: BatchPipeline,
+                 eval_data: BatchPipeline | None, *, start: int, total: int, spe: int,
+                 cfg_dict: Mapping[str, Any], restored: Any, echo: Callable[[str], None],
+                 primary: bool):
+  """Steps ``start+1 .. total``: log, evaluate, checkpoint; ``(state, step, last_eval,
+  interrupted)`` (interrupted: stopped early by a request, after a checkpoint)."""
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
 
   def progress(step: int, eval_metrics, pending) -> dict[str, Any]:
     return {"step": int(step), "epoch": step / spe, "num_train_steps": int(total),
@@ -283,79 +326,63 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
                config=cfg_dict, metrics=metrics)
     return pending
 
-  last_eval = None
+  last_eval, interrupted, step = None, False, start
   eval_every = int(config.eval_every_steps)
-  preempt = _Preemption(stop_requested)
-  interrupted = False
-  step = start
-  try:
-    if start < total:
-      from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
-      bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
-                 disable=not (primary and config.progress_bar), smoothing=0.1, desc="train")
-      batches = iter(train_data.iterate(start))
-      pending: list[dict[str, Any]] = list(
-          restored.progress.get("pending_train_metrics") or []) if restored else []
-      previous = None
-      train_step = par.train_step
-      assert train_step is not None  # compiled above
-      for step in range(start + 1, total + 1):
-        state, metrics = train_step(state, par.shard_batch(step_inputs(next(batches))))
-        if previous is not None:
-          jax.block_until_ready(previous)  # keep <= 2 steps in flight
-        previous = metrics
-        pending.append(metrics)
-        bar.update(1)
-        if step % config.log_every_steps == 0 or step == total:
-          means = _mean_metrics(pending)
-          pending = []
-          bar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['accuracy']:.3f}",
-                          refresh=False)
-          writer.write(step, {f"train/{k}": v for k, v in means.items()},
-                       epoch=round(step / spe, 4))
-        do_eval = eval_data is not None and (
-            step == total or (eval_every > 0 and step % eval_every == 0))
-        eval_metrics = None
-        if do_eval:
-          eval_metrics = {f"val/{k}": v for k, v in
-                          evaluate_classification(par, state, eval_data).items()}  # type: ignore[arg-type]
-          last_eval = eval_metrics
-          writer.write(step, eval_metrics, epoch=round(step / spe, 4))
-        stop = preempt.stop_at(step) and step < total
-        if step % config.checkpoint_every_steps == 0 or step == total or do_eval or stop:
-          pending = save(step, eval_metrics, pending)
-        if stop:
-          interrupted = True
-          echo(f"Stopped at step {step} after a stop request; checkpoint saved. Re-run the same "
-               "command to continue.")
-          break
-      bar.close()
-    else:
-      step = start
-      if primary:
-        echo(f"{workdir} already finished ({start}/{total} steps); nothing to train.")
-  finally:
-    preempt.restore()
-    store.close()
-    writer.close()
+  bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
+             disable=not (primary and config.progress_bar), smoothing=0.1, desc="train")
+  batches = iter(train_data.iterate(start))
+  pending: list[dict[str, Any]] = list(
+      restored.progress.get("pending_train_metrics") or []) if restored else []
+  previous = None
+  for step in range(start + 1, total + 1):
+    state, metrics = par.train_step(state, par.shard_batch(step_inputs(next(batches))))
+    if previous is not None:
+      jax.block_until_ready(previous)  # keep <= 2 steps in flight
+    previous = metrics
+    pending.append(metrics)
+    bar.update(1)
+    if step % config.log_every_steps == 0 or step == total:
+      means = _mean_metrics(pending)
+      pending = []
+      bar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['accuracy']:.3f}",
+                      refresh=False)
+      writer.write(step, {f"train/{k}": v for k, v in means.items()},
+                   epoch=round(step / spe, 4))
+    do_eval = eval_data is not None and (
+        step == total or (eval_every > 0 and step % eval_every == 0))
+    eval_metrics = None
+    if do_eval:
+      eval_metrics = {f"val/{k}": v for k, v in
+                      evaluate_classification(par, state, eval_data).items()}
+      last_eval = eval_metrics
+      writer.write(step, eval_metrics, epoch=round(step / spe, 4))
+    stop = preempt.stop_at(step) and step < total
+    if step % config.checkpoint_every_steps == 0 or step == total or do_eval or stop:
+      pending = save(step, eval_metrics, pending)
+    if stop:
+      interrupted = True
+      echo(f"Stopped at step {step} after a stop request; checkpoint saved. Re-run the same "
+           "command to continue.")
+      break
+  bar.close()
+  return state, step, last_eval, interrupted
 
-  export_dir = None
-  if step >= total and not interrupted:
-    export_dir = os.path.join(workdir, "export")
-    host_state = par.host_state(state)
-    meta = {"step": int(step), "num_classes": int(num_classes),
-            "image_shape": list(image_shape), "config": cfg_dict,
-            "class_counts": None if class_counts is None else
-            [int(c) for c in np.asarray(class_counts)],
-            "versions": _versions(), **dict(export_metadata or {})}
-    if last_eval is not None:
-      meta["val_metrics"] = last_eval
-    ckpt_lib.export_variables(export_dir, host_state.variables, metadata=meta)
-  return FitResult(state=par.host_state(state), step=int(step), num_train_steps=total,
-                   steps_per_epoch=spe, resumed_from=start if restored else None,
-                   skipped_checkpoints=restored.skipped if restored else [],
-                   last_eval=last_eval, export_dir=export_dir, interrupted=interrupted,
-                   parallel=par, wall_time_s=time.time() - t_start)
+
+def _export(workdir: str, host_state: TrainState, *, step: int, num_classes: int,
+            image_shape: tuple[int, int, int], cfg_dict: Mapping[str, Any],
+            class_counts: np.ndarray | None, last_eval: Mapping[str, float] | None,
+            export_metadata: Mapping[str, Any] | None) -> str:
+  """Writes ``DIR/export`` (variables + ``export.json``: the model spec and the config)."""
+  export_dir = os.path.join(workdir, "export")
+  meta = {"step": int(step), "num_classes": int(num_classes),
+          "image_shape": list(image_shape), "config": cfg_dict,
+          "class_counts": None if class_counts is None else
+          [int(c) for c in np.asarray(class_counts)],
+          "versions": _versions(), **dict(export_metadata or {})}
+  if last_eval is not None:
+    meta["val_metrics"] = last_eval
+  ckpt_lib.export_variables(export_dir, host_state.variables, metadata=meta)
+  return export_dir
 
 
 def with_initial_variables(state: TrainState, variables: Mapping[str, PyTree]) -> TrainState:
@@ -374,7 +401,7 @@ def with_initial_variables(state: TrainState, variables: Mapping[str, PyTree]) -
       out[name] = current
       continue
     new = variables[name]
-    if jax.tree.structure(new) != jax.tree.structure(current):  # type: ignore[operator]
+    if jax.tree.structure(new) != jax.tree.structure(current):
       raise ValueError(f"initial_variables[{name!r}] does not match the model's {name} tree.")
     for path, a, b in zip(jax.tree_util.tree_leaves_with_path(current),
                           jax.tree.leaves(current), jax.tree.leaves(new)):
@@ -385,10 +412,10 @@ def with_initial_variables(state: TrainState, variables: Mapping[str, PyTree]) -
   return state.replace(**out)
 
 
-def _host_metrics(history: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
+def _host_metrics(history: list[Mapping[str, Any]]) -> list[dict[str, float]]:
   return [{k: float(v) for k, v in h.items()} for h in jax.device_get(history)]
 
 
-def _mean_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+def _mean_metrics(history: list[Mapping[str, Any]]) -> dict[str, float]:
   host = _host_metrics(history)
   return {k: float(np.mean([h[k] for h in host])) for k in host[0]}

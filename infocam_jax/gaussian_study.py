@@ -23,8 +23,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from infocam_jax.estimators import (mean_with_stderr, pc_softmax_cross_entropy, pmi,
-                                    prior_from_counts)
+from infocam_jax.estimators import (mean_with_stderr, pc_softmax_cross_entropy_with_integer_labels,
+                                    pmi, prior_from_counts)
 from infocam_jax.gaussian import PAPER_IMBALANCED_WEIGHTS, GaussianMixture
 from infocam_jax.models.mlp import MLP
 from infocam_jax.train.optim import warmup_cosine_decay
@@ -164,7 +164,7 @@ def _train_functions(hidden_sizes: tuple[int, ...], batch_size: int, peak_lr: fl
   def loss_fn(params, x, y, train_prior):
     # PC-softmax NLL with the objective's prior: the class frequencies for
     # "pc_softmax", uniform for "softmax" (then it is CE - log K, same gradient).
-    return jnp.mean(pc_softmax_cross_entropy(model.apply(params, x), y, train_prior))
+    return jnp.mean(pc_softmax_cross_entropy_with_integer_labels(model.apply(params, x), y, train_prior))
 
   @jax.jit
   def init(key, x1):
@@ -194,7 +194,7 @@ def _train_functions(hidden_sizes: tuple[int, ...], batch_size: int, peak_lr: fl
       return optax.apply_updates(params, updates), opt_state, total + loss
 
     params, opt_state, total = jax.lax.fori_loop(0, steps, step, (params, opt_state, 0.0))
-    nll = pc_softmax_cross_entropy(model.apply(params, val.x), val.y, train_prior)
+    nll = pc_softmax_cross_entropy_with_integer_labels(model.apply(params, val.x), val.y, train_prior)
     val_nll = jnp.sum(jnp.where(val.mask, nll, 0)) / jnp.sum(val.mask)
     return params, opt_state, total / steps, val_nll
 

@@ -8,7 +8,7 @@ The public names below are imported lazily (on first attribute access) so that
 ``import infocam_jax`` stays cheap and never pulls in tensorflow-datasets.
 Sub-packages and modules, also imported on first access (``ij.models``):
 ``models``, ``data``, ``train``, ``evaluators``, ``estimators``, ``gaussian``,
-``cam``, ``boxes``, ``localization``, ``plotting``, ``io``.
+``cam``, ``wsol`` (boxes, box metrics, the wsolevaluation command line), ``plotting``, ``io``.
 """
 
 from __future__ import annotations
@@ -41,26 +41,26 @@ _EXPORTS: dict[str, str] = {
     "grad_cam_from_head": "cam",
     "gap_dense_head": "cam",
     # Boxes and localisation metrics.
-    "boxes_from_maps": "boxes",
-    "box_iou": "boxes",
-    "iou_levels": "boxes",
-    "Boxes": "boxes",
-    "MultiBoxes": "boxes",
-    "xywh_to_xyxy": "boxes",
-    "resize_crop_boxes": "boxes",
-    "legacy_resize_crop_boxes": "boxes",
-    "tiny_imagenet_legacy_boxes": "boxes",
-    "max_box_accuracy": "localization",
-    "BoxAccuracy": "localization",
-    "BoxAccuracyState": "localization",
-    "BoxAccuracyResult": "localization",
-    "PROTOCOLS": "localization",
+    "boxes_from_maps": "wsol.boxes",
+    "box_iou": "wsol.boxes",
+    "iou_levels": "wsol.boxes",
+    "Boxes": "wsol.boxes",
+    "MultiBoxes": "wsol.boxes",
+    "xywh_to_xyxy": "wsol.boxes",
+    "resize_crop_boxes": "wsol.boxes",
+    "legacy_resize_crop_boxes": "wsol.boxes",
+    "tiny_imagenet_legacy_boxes": "wsol.boxes",
+    "max_box_accuracy": "wsol.box_accuracy",
+    "BoxAccuracy": "wsol.box_accuracy",
+    "BoxAccuracyState": "wsol.box_accuracy",
+    "BoxAccuracyResult": "wsol.box_accuracy",
+    "PROTOCOLS": "wsol.box_accuracy",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-_SUBMODULES = ("models", "data", "train", "evaluators", "estimators", "gaussian", "cam", "boxes",
-               "localization", "plotting", "io")
+_SUBMODULES = ("models", "data", "train", "evaluators", "estimators", "gaussian", "cam", "wsol",
+               "plotting", "io")
 
 __getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__, _SUBMODULES)

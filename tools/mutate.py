@@ -54,10 +54,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Paths in one place, so that a moved module is re-pointed by one line.
 ESTIMATORS = "infocam_jax/estimators.py"
 CAM = "infocam_jax/cam.py"
-BOXES = "infocam_jax/boxes.py"
-CCL_NUMBA = "infocam_jax/_ccl_numba.py"
-CCL_JAX = "infocam_jax/_ccl_jax.py"
-LOCALIZATION = "infocam_jax/localization.py"
+BOXES = "infocam_jax/wsol/boxes.py"
+CCL_NUMBA = "infocam_jax/wsol/_numba_kernel.py"
+CCL_JAX = "infocam_jax/wsol/_jax_kernel.py"
+LOCALIZATION = "infocam_jax/wsol/box_accuracy.py"
 STEPS = "infocam_jax/train/steps.py"
 LOOP = "infocam_jax/train/loop.py"
 TRANSFORMS = "infocam_jax/data/transforms.py"
@@ -67,7 +67,7 @@ WSOL_EVAL = "infocam_jax/evaluators/wsol.py"
 CLASSIFICATION = "infocam_jax/evaluators/classification.py"
 BUILD = "infocam_jax/train/build.py"
 SYNTHETIC_MI = "experiments/synthetic_mi.py"
-CCL = "infocam_jax/_ccl.py"
+CCL = "infocam_jax/wsol/conventions.py"  # the IoU leaf and thresholds (was _ccl.py)
 
 T_EST = ("tests/test_estimators.py",)
 T_CAM = ("tests/test_cam.py",)
@@ -259,10 +259,10 @@ MUTANTS: list[M] = [
       "config.model.adl_* dropped from the model options (the old pc_softmax bug)"),
     M(BUILD, "  if for_training and _last_layer_only(config):",
       "  if False:", T_BUILD, "model.last_layer_only ignored (the backbone trains)"),
-    M("infocam_jax/localization.py", 'hole_boxes=True, resize_float64=True),',
+    M(LOCALIZATION, 'hole_boxes=True, resize_float64=True),',
       'hole_boxes=False, resize_float64=True),', T_PARITY,
       "wsolevaluation V2 without the boxes of hole contours"),
-    M("infocam_jax/localization.py", '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="contour_area",',
+    M(LOCALIZATION, '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="contour_area",',
       '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="pixels",', T_PARITY,
       "wsolevaluation largest component by pixel count instead of contour area"),
 ]

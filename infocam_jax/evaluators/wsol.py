@@ -3,7 +3,7 @@ r"""CAM / infoCAM localisation evaluation of a trained backbone (``experiments.w
 One forward pass per batch gives the logits and the feature map; every map
 (CAM, the infoCAM variants, Grad-CAM) is formed from those same features, and
 every (method, protocol) pair streams through its own
-``infocam_jax.localization`` evaluator state. Two baselines go through the
+``infocam_jax.wsol.box_accuracy`` evaluator state. Two baselines go through the
 same evaluators: a centred box (a map whose thresholds give centred boxes of
 every size with the image's aspect ratio) and the full-image box.
 
@@ -56,9 +56,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infocam_jax import boxes as boxes_lib
+from infocam_jax.wsol import boxes as boxes_lib
 from infocam_jax import cam as cam_lib
-from infocam_jax import localization
+from infocam_jax.wsol import box_accuracy as localization
 
 
 @dataclasses.dataclass(frozen=True)

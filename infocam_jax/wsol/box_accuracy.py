@@ -77,8 +77,8 @@ Every result records the protocol that produced it (``result.protocol``).
   the value depends on batch size and order (``*_pooled`` gives hits /
   images). Default thresholds ``np.arange(0, 1, 0.05)`` (the official
   ``cam_curve`` grid), headline at 0.2. The GT quirks are transforms of the
-  boxes you pass: :func:`infocam_jax.boxes.legacy_resize_crop_boxes` (CUB
-  255/-15) and :func:`infocam_jax.boxes.tiny_imagenet_legacy_boxes` (corner
+  boxes you pass: :func:`infocam_jax.wsol.boxes.legacy_resize_crop_boxes` (CUB
+  255/-15) and :func:`infocam_jax.wsol.boxes.tiny_imagenet_legacy_boxes` (corner
   boxes read as xywh).
 
 Ground-truth boxes must lie in the frame of the maps (``image_size``, or the
@@ -105,9 +105,9 @@ here they give an empty foreground). The jax backend (accelerators) keeps
 the pixel-count "largest", evaluates no hole boxes and resizes in float32
 under every protocol (a warning says so).
 
-Backends: ``backend="numba"`` (default on CPU) runs the one-pass component
+Backends: ``backend="numba"`` (the default, ``"auto"``, on every host) runs the one-pass component
 scan on the host inside the jitted ``update`` (``jax.pure_callback``);
-``backend="jax"`` (default on GPU/TPU) labels every threshold with a
+``backend="jax"`` (only when asked for) labels every threshold with a
 data-parallel algorithm. Both give identical counts (tested).
 """
 
@@ -124,9 +124,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infocam_jax import _ccl
+from infocam_jax.wsol import components as _ccl
 from infocam_jax import _checks
-from infocam_jax import boxes as boxes_lib
+from infocam_jax.wsol import boxes as boxes_lib
 from infocam_jax import cam as cam_lib
 
 Array = jax.Array
@@ -149,7 +149,7 @@ class Protocol:
     quantization: ``"float"`` (``map > t``), ``"uint8"`` (``uint8(255 map) >
       int(t max)``) or ``"cubehelix"`` (the official colour-map gray).
     box_convention: ``"inclusive" | "contour_clipped" | "contour"`` (see
-      :mod:`infocam_jax.boxes`).
+      :mod:`infocam_jax.wsol.boxes`).
     clamp_iou: IoU with ``max(0, ·)`` on the overlap.
     empty_box: box evaluated when the foreground is empty, or None (a miss).
     running_meters: headline Top-1/GT-known Loc are the official running
@@ -433,7 +433,7 @@ class BoxAccuracy:
             f"{where}: under protocol {self.protocol.name!r} coordinates must be in "
             f"x [{lo_x:g}, {hi_x:g}], y [{lo_y:g}, {hi_y:g}]. Boxes must be in the pixel "
             f"coordinates of the {fh}x{fw} frame (e.g. transformed with "
-            "infocam_jax.boxes.resize_crop_boxes).")
+            "infocam_jax.wsol.boxes.resize_crop_boxes).")
     return (maps, gt_boxes, jnp.asarray(gt_mask, jnp.bool_),
             None if correct is None else jnp.asarray(correct, jnp.bool_),
             jnp.asarray(valid, jnp.bool_))
@@ -677,7 +677,7 @@ def max_box_accuracy(protocol: str = "clean", *, cam_thresholds: ArrayLike | Non
       are resized to it. None: maps are already in that frame.
     v1, v2: accumulate V1 (largest component) / V2 (all components) counts.
     backend: ``"auto" | "numba" | "jax"`` (see
-      :func:`infocam_jax.boxes.boxes_from_maps`).
+      :func:`infocam_jax.wsol.boxes.boxes_from_maps`).
     num_threads: numba threads (default: all usable CPUs).
     threshold_chunk: thresholds labelled at once by the jax backend (memory grows
       with batch x chunk x H x W; larger is faster on a big GPU).

@@ -315,6 +315,7 @@ class BoxAccuracy:
   backend: str
   num_threads: int | None
   threshold_chunk: int
+  normalize: bool = True
 
   # -- state ------------------------------------------------------------------
 
@@ -368,6 +369,7 @@ class BoxAccuracy:
         (see the module docstring).
     """
     maps, gt_boxes, gt_mask, correct, valid = self._check(maps, gt_boxes, gt_mask, correct, valid)
+    maps = _exact_gray_input(self, maps)
     if _scans_on_host(self, state, maps, gt_boxes, gt_mask, correct, valid):
       out, hw = _scan(self, maps, gt_boxes, gt_mask)
       return _update_from_scan_jit(self, hw, state, out, gt_boxes, gt_mask, correct, valid)
@@ -530,6 +532,23 @@ class BoxAccuracy:
     return self.compute(state)
 
 
+def _exact_gray_input(ev: BoxAccuracy, maps):
+  """float64 maps used as given under the uint8 rule: the gray levels ``uint8(255 m)`` of the
+  float64 values (wsolevaluation's arithmetic), handed to the float32 kernel as the float32
+  values ``(g + 0.5) / 255``, whose levels are ``g`` again. Other inputs pass unchanged."""
+  if (ev.normalize or ev.protocol.quantization != "uint8" or not _checks.is_concrete(maps)
+      or _checks.dtype_of(maps) != np.float64):
+    return maps
+  m = np.asarray(maps)
+  nan = np.isnan(m)
+  gray = (np.clip(np.where(nan, 0.0, m), 0.0, 1.0) * 255).astype(np.uint8)
+  out = ((gray.astype(np.float32) + np.float32(0.5)) / np.float32(255.0)).astype(np.float32)
+  bad = ~np.isfinite(m)
+  if bad.any():  # NaN and inf pass as themselves (counted as invalid maps, as float32 maps)
+    out[bad] = m[bad].astype(np.float32)
+  return out
+
+
 def _check_bool(x, shape, name):
   if tuple(np.shape(x)) != tuple(shape):
     raise ValueError(f"`{name}` must have shape {list(shape)}, got {tuple(np.shape(x))}.")
@@ -552,7 +571,7 @@ def _scan(ev: BoxAccuracy, maps, gt_boxes, gt_mask):
                                    proto.resize_method)
     h, w = ev.image_size
   out = _ccl.component_scan(
-      maps, ev.cam_thresholds, quantization=proto.quantization, normalize=True,
+      maps, ev.cam_thresholds, quantization=proto.quantization, normalize=ev.normalize,
       resize_to=resize_to, backend=backend, want_v1=ev.v1,
       largest=proto.largest if exact else "pixels",
       gt=gt_boxes if ev.v2 else None, gt_valid=gt_mask, iou_thresholds=ev.iou_thresholds,
@@ -658,7 +677,7 @@ def max_box_accuracy(protocol: str = "clean", *, cam_thresholds: ArrayLike | Non
                      loc_threshold: float | None = None, loc_iou: float = 0.5,
                      image_size: int | Sequence[int] | None = None, v1: bool = True,
                      v2: bool = True, backend: str = "auto", num_threads: int | None = None,
-                     threshold_chunk: int = 16) -> BoxAccuracy:
+                     threshold_chunk: int = 16, normalize: bool = True) -> BoxAccuracy:
   """Builds a streaming MaxBoxAcc / MaxBoxAccV2 / Top-1 Loc / GT-known Loc evaluator.
 
   Args:
@@ -681,6 +700,11 @@ def max_box_accuracy(protocol: str = "clean", *, cam_thresholds: ArrayLike | Non
     num_threads: numba threads (default: all usable CPUs).
     threshold_chunk: thresholds labelled at once by the jax backend (memory grows
       with batch x chunk x H x W; larger is faster on a big GPU).
+    normalize: min-max normalise every map (after any resize), as the
+      protocol prescribes (default). False: maps are used as given, as
+      wsolevaluation's ``evaluation.py`` does with saved score maps (they
+      must then lie in [0, 1]; the "wsolevaluation" protocol reads
+      ``uint8(255 map)`` of the float64 value of the map).
 
   Returns:
     A :class:`BoxAccuracy` with ``init``, ``update``, ``compute``, ``merge``,
@@ -726,4 +750,4 @@ def max_box_accuracy(protocol: str = "clean", *, cam_thresholds: ArrayLike | Non
                      loc_threshold=float(loc_threshold), loc_iou=float(loc_iou), image_size=size,
                      v1=bool(v1), v2=bool(v2), backend=backend,
                      num_threads=None if num_threads is None else int(num_threads),
-                     threshold_chunk=int(threshold_chunk))
+                     threshold_chunk=int(threshold_chunk), normalize=bool(normalize))

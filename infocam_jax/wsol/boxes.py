@@ -54,7 +54,8 @@ from infocam_jax.wsol.components import BACKENDS, resolve_backend
 from infocam_jax.wsol.conventions import iou_threshold_array
 
 __all__ = ["BACKENDS", "Boxes", "MultiBoxes", "box_area", "box_iou", "boxes_from_maps",
-           "iou_levels", "iou_threshold_array", "legacy_resize_crop_boxes", "resize_crop_boxes",
+           "iou_levels", "iou_threshold_array", "legacy_resize_crop_boxes", "protocol_gt_boxes",
+           "resize_crop_boxes",
            "resolve_backend", "tiny_imagenet_legacy_boxes", "to_contour_convention",
            "xywh_to_xyxy"]
 
@@ -258,6 +259,64 @@ def tiny_imagenet_legacy_boxes(boxes_xyxy: ArrayLike, image_size: ArrayLike = (6
   reference spec §5.1 (65.8% of the test boxes extend past the image).
   """
   return legacy_resize_crop_boxes(boxes_xyxy, image_size, resize_size, crop_size)
+
+
+def protocol_gt_boxes(boxes: ArrayLike, image_size_wh: ArrayLike, protocol: str,
+                      frame: int | Sequence[int] = 224) -> np.ndarray:
+  """Original-image GT boxes -> the GT boxes a protocol evaluates, in the map frame.
+
+  The one place where each protocol's ground-truth rule lives (the command
+  line, :mod:`infocam_jax.evaluators.wsol` and the experiments use it).
+
+  * ``"wsolevaluation"``: ``resize_bbox`` of wsolevaluation: every
+    coordinate ``int(c * frame_w / W)`` (``int(c * frame_h / H)`` for y),
+    float64 arithmetic, truncated; int64 result. Sizes are ``(W, H)``, as in
+    its ``image_sizes.txt``. An edge at ``x = W`` maps to ``frame_w``.
+  * ``"clean"``: the exact transform (:func:`resize_crop_boxes`, no crop),
+    clipped to the frame's inclusive pixel range; float32.
+  * ``"paper"``: the official infoCAM ``load_bbox_size`` with resize = crop =
+    frame (:func:`legacy_resize_crop_boxes` of ``(x0, y0, x1 - x0, y1 - y0)``);
+    float32, not clipped.
+
+  Args:
+    boxes: ``[..., 4]`` ``(x0, y0, x1, y1)`` in original-image pixels.
+    image_size_wh: ``(width, height)``, one pair or ``[..., 2]`` (one per box).
+    protocol: ``"wsolevaluation" | "clean" | "paper"``.
+    frame: the maps' frame, ``(height, width)`` or one int (224: wsolevaluation's
+      ``_RESIZE_LENGTH``).
+
+  Example::
+
+    >>> protocol_gt_boxes([[60, 27, 385, 331]], (500, 335), "wsolevaluation").tolist()
+    [[26, 18, 172, 221]]
+  """
+  b = np.asarray(boxes, np.float64)
+  if b.ndim < 1 or b.shape[-1] != 4:
+    raise ValueError(f"`boxes` must have shape [..., 4], got {b.shape}.")
+  wh = np.asarray(image_size_wh, np.float64)
+  if wh.ndim < 1 or wh.shape[-1] != 2 or np.any(~(wh > 0)):
+    raise ValueError(f"`image_size_wh` must be positive (width, height) or [..., 2], got "
+                     f"{np.asarray(image_size_wh).tolist()}.")
+  fh, fw = _checks.parse_size(frame, "frame")
+  w, h = wh[..., 0], wh[..., 1]
+  if protocol == "wsolevaluation":
+    # resize_bbox: float(c) * float(new) / float(old), then int() (truncation toward zero).
+    out = np.stack([b[..., 0] * float(fw) / w, b[..., 1] * float(fh) / h,
+                    b[..., 2] * float(fw) / w, b[..., 3] * float(fh) / h], axis=-1)
+    return np.trunc(out).astype(np.int64)
+  if protocol == "clean":
+    hw = np.stack([h, w], axis=-1)
+    return np.asarray(resize_crop_boxes(b, np.broadcast_to(hw, b.shape[:-1] + (2,)),
+                                        (fh, fw)), np.float32)
+  if protocol == "paper":
+    if fh != fw:
+      raise ValueError(f"the paper protocol's GT transform needs a square frame, got {(fh, fw)}.")
+    xywh = np.stack([b[..., 0], b[..., 1], b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]], -1)
+    hw = np.stack([h, w], axis=-1)
+    return np.asarray(legacy_resize_crop_boxes(xywh, np.broadcast_to(hw, b.shape[:-1] + (2,)),
+                                               fh, fh), np.float32)
+  raise ValueError(f"`protocol` must be one of ('wsolevaluation', 'clean', 'paper'), got "
+                   f"{protocol!r}.")
 
 
 # ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ Beyond the peer: ``--protocol {wsolevaluation,paper,clean}`` (this
 project's protocols, :mod:`infocam_jax.wsol.box_accuracy`), ``--output
 results.json`` (every number, the per-threshold curves, the protocol record,
 versions), ``--num_threads``, ``--chunk_size`` (maps in memory at once: at
-most ``(prefetch + 1) * chunk_size``), ``--allow_missing``, a progress bar
+most 4 chunks), ``--allow_missing``, a progress bar
 (maps/s, on stderr when it is a terminal) and a short table on stdout before
 the ``localization:`` line.
 
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--num_threads", type=int, default=None,
                  help="Worker threads of the box engine (default: all usable CPUs).")
   p.add_argument("--chunk_size", type=int, default=256,
-                 help="Maps evaluated at once; memory holds at most 3 chunks.")
+                 help="Maps evaluated at once; memory holds at most 4 chunks of maps.")
   p.add_argument("--allow_missing", action="store_true",
                  help="Skip missing score maps (counted and reported) instead of failing.")
   p.add_argument("--no_progress", action="store_true", help="No progress bar.")
@@ -129,6 +129,9 @@ def _check_args(args) -> tuple[np.ndarray, list[int]]:
   bad = [v for v in ious if not 0 < v <= 100]
   if bad:
     raise InputError(f"--iou_threshold_list values must be in 1..100 (percent), got {bad}.")
+  if len(set(ious)) != len(ious):
+    raise InputError(f"--iou_threshold_list has duplicates {ious}: wsolevaluation would count a "
+                     "duplicated threshold twice per image (accuracies above 100%).")
   if not args.multi_iou_eval and 50 not in ious and args.dataset_name not in \
       meta_lib.MASK_DATASETS:
     raise InputError("--iou_threshold_list must contain 50 unless --multi_iou_eval is given "

@@ -3,8 +3,10 @@
 :func:`read_chunks` yields chunks of at most ``chunk_size`` maps in the
 order of the image ids; a background thread reads the next ``prefetch``
 chunks while the caller evaluates the current one (``np.load`` spends its
-time in file reads, which release the GIL). Memory is bounded by
-``(prefetch + 1) * chunk_size`` maps, however many maps there are.
+time in file reads, which release the GIL). At most ``prefetch + 2`` chunks
+are alive at once (the ``prefetch`` read ahead, the one handed to the
+caller, and the caller's previous one until it lets go of it), so memory is
+bounded by ``(prefetch + 2) * chunk_size`` maps, however many maps there are.
 
 A missing file is reported as :class:`MissingScoreMap` (image id and path);
 with ``allow_missing=True`` it is skipped and listed in the chunk's

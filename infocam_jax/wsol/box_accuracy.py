@@ -424,6 +424,10 @@ class BoxAccuracy:
       fh, fw = self.image_size if self.image_size is not None else (h, w)
       mg = self.protocol.gt_margin
       lo_x, lo_y, hi_x, hi_y = -mg * fw, -mg * fh, fw + mg * fw, fh + mg * fh
+      if not self.normalize and self.image_size is None:
+        # Maps as saved (evaluation.py): GT boxes live in their own frame (224 x 224 there),
+        # whatever the maps' size; only non-negative coordinates are required.
+        hi_x = hi_y = np.inf
       out = gm & ((gb[..., 0] < lo_x) | (gb[..., 1] < lo_y) | (gb[..., 2] > hi_x)
                   | (gb[..., 3] > hi_y))
       if out.any():
@@ -704,7 +708,10 @@ def max_box_accuracy(protocol: str = "clean", *, cam_thresholds: ArrayLike | Non
       protocol prescribes (default). False: maps are used as given, as
       wsolevaluation's ``evaluation.py`` does with saved score maps (they
       must then lie in [0, 1]; the "wsolevaluation" protocol reads
-      ``uint8(255 map)`` of the float64 value of the map).
+      ``uint8(255 map)`` of the float64 value of the map). With
+      ``image_size=None`` the GT boxes then need not lie inside the maps'
+      frame (evaluation.py compares 224-frame GT boxes with the boxes of maps
+      of any size), only be non-negative.
 
   Returns:
     A :class:`BoxAccuracy` with ``init``, ``update``, ``compute``, ``merge``,

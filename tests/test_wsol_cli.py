@@ -589,3 +589,33 @@ def test_auto_and_protocol_records(tmp_path, capsys):
     assert code == 0, err
     rec = json.loads((tmp_path / "p.json").read_text())
     assert rec["protocol"]["name"] == proto and rec["protocol"]["normalize"] is True
+
+
+def test_pipeline_feeds_the_peers_integer_gt_to_the_wsolevaluation_protocol():
+  """The project's own evaluation uses the same GT rule as the command line."""
+  from infocam_jax.evaluators import wsol as ev
+  rng = np.random.default_rng(4)
+  n = 50
+  w = rng.integers(100, 700, n).astype(np.float64)
+  h = rng.integers(100, 700, n).astype(np.float64)
+  x0 = np.floor(rng.uniform(0, 0.5, n) * w)
+  y0 = np.floor(rng.uniform(0, 0.5, n) * h)
+  x1 = np.minimum(w, x0 + np.floor(rng.uniform(0.1, 0.6, n) * w))
+  y1 = np.minimum(h, y0 + np.floor(rng.uniform(0.1, 0.6, n) * h))
+  norm = np.stack([y0 / h, x0 / w, y1 / h, x1 / w], -1).astype(np.float32)[:, None]
+  batch = {"bbox_normalized": norm, "orig_size": np.stack([h, w], -1).astype(np.int32),
+           "bbox_mask": np.ones((n, 1), bool), "bbox": np.zeros((n, 1, 4), np.float32)}
+  got = ev.gt_boxes(batch, "wsolevaluation", resize_size=224, image_size=224)[:, 0]
+  want = [_ref_resize_bbox((a, b, c, d), (ww, hh))
+          for a, b, c, d, ww, hh in zip(x0, y0, x1, y1, w, h)]
+  np.testing.assert_array_equal(got, np.asarray(want, np.float32))
+  settings = ev.Settings(methods=("cam",), protocols=("clean", "wsolevaluation", "paper"),
+                         region_size=3, image_size=224, resize_size=224, threshold_step=0.01,
+                         loc_threshold=0.2, paper_gt="exact", loss="softmax")
+  assert settings.gt_transforms == {"clean": "exact", "wsolevaluation": "wsolevaluation",
+                                    "paper": "exact"}
+  # With a centre crop (256 -> 224) the truncated resize is shifted by the crop offset 16.
+  crop = ev.gt_boxes(batch, "wsolevaluation", resize_size=256, image_size=224)[:, 0]
+  full = boxes_lib.protocol_gt_boxes(np.stack([x0, y0, x1, y1], -1), np.stack([w, h], -1),
+                                     "wsolevaluation", frame=256)
+  np.testing.assert_array_equal(crop, np.clip(full - 16, 0, 224))

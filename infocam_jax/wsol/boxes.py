@@ -262,21 +262,25 @@ def tiny_imagenet_legacy_boxes(boxes_xyxy: ArrayLike, image_size: ArrayLike = (6
 
 
 def protocol_gt_boxes(boxes: ArrayLike, image_size_wh: ArrayLike, protocol: str,
-                      frame: int | Sequence[int] = 224) -> np.ndarray:
+                      frame: int | Sequence[int] = 224,
+                      resize: int | Sequence[int] | None = None) -> np.ndarray:
   """Original-image GT boxes -> the GT boxes a protocol evaluates, in the map frame.
 
   The one place where each protocol's ground-truth rule lives (the command
-  line, :mod:`infocam_jax.evaluators.wsol` and the experiments use it).
+  line and :mod:`infocam_jax.evaluators.wsol` use it). The network input is
+  the image resized to ``resize`` and centre-cropped to ``frame`` (``resize
+  = None``: no crop, wsolevaluation's ``Resize((224, 224))``).
 
   * ``"wsolevaluation"``: ``resize_bbox`` of wsolevaluation: every
-    coordinate ``int(c * frame_w / W)`` (``int(c * frame_h / H)`` for y),
-    float64 arithmetic, truncated; int64 result. Sizes are ``(W, H)``, as in
+    coordinate ``int(c * resize_w / W)`` (``int(c * resize_h / H)`` for y),
+    float64 arithmetic, truncated; minus the crop offset and clipped to
+    ``[0, frame]`` when there is a crop; int64. Sizes are ``(W, H)``, as in
     its ``image_sizes.txt``. An edge at ``x = W`` maps to ``frame_w``.
-  * ``"clean"``: the exact transform (:func:`resize_crop_boxes`, no crop),
-    clipped to the frame's inclusive pixel range; float32.
-  * ``"paper"``: the official infoCAM ``load_bbox_size`` with resize = crop =
-    frame (:func:`legacy_resize_crop_boxes` of ``(x0, y0, x1 - x0, y1 - y0)``);
-    float32, not clipped.
+  * ``"clean"``: the exact transform (:func:`resize_crop_boxes`), clipped to
+    the frame's inclusive pixel range; float32.
+  * ``"paper"``: the official infoCAM ``load_bbox_size``
+    (:func:`legacy_resize_crop_boxes` of ``(x0, y0, x1 - x0, y1 - y0)``);
+    float32, not clipped. Needs square sizes.
 
   Args:
     boxes: ``[..., 4]`` ``(x0, y0, x1, y1)`` in original-image pixels.
@@ -284,6 +288,8 @@ def protocol_gt_boxes(boxes: ArrayLike, image_size_wh: ArrayLike, protocol: str,
     protocol: ``"wsolevaluation" | "clean" | "paper"``.
     frame: the maps' frame, ``(height, width)`` or one int (224: wsolevaluation's
       ``_RESIZE_LENGTH``).
+    resize: ``(height, width)`` or one int of the resize before the centre
+      crop; None: ``frame`` (no crop).
 
   Example::
 
@@ -298,23 +304,28 @@ def protocol_gt_boxes(boxes: ArrayLike, image_size_wh: ArrayLike, protocol: str,
     raise ValueError(f"`image_size_wh` must be positive (width, height) or [..., 2], got "
                      f"{np.asarray(image_size_wh).tolist()}.")
   fh, fw = _checks.parse_size(frame, "frame")
+  rh, rw = (fh, fw) if resize is None else _checks.parse_size(resize, "resize")
+  if fh > rh or fw > rw:
+    raise ValueError(f"`frame` {(fh, fw)} must not exceed `resize` {(rh, rw)}.")
   w, h = wh[..., 0], wh[..., 1]
+  hw = np.broadcast_to(np.stack([h, w], axis=-1), b.shape[:-1] + (2,))
   if protocol == "wsolevaluation":
     # resize_bbox: float(c) * float(new) / float(old), then int() (truncation toward zero).
-    out = np.stack([b[..., 0] * float(fw) / w, b[..., 1] * float(fh) / h,
-                    b[..., 2] * float(fw) / w, b[..., 3] * float(fh) / h], axis=-1)
-    return np.trunc(out).astype(np.int64)
+    out = np.trunc(np.stack([b[..., 0] * float(rw) / w, b[..., 1] * float(rh) / h,
+                             b[..., 2] * float(rw) / w, b[..., 3] * float(rh) / h], axis=-1))
+    if (rh, rw) != (fh, fw):
+      oy, ox = round((rh - fh) / 2.0), round((rw - fw) / 2.0)
+      out = out - np.asarray([ox, oy, ox, oy], np.float64)
+      out = np.clip(out, 0, np.asarray([fw, fh, fw, fh], np.float64))
+    return out.astype(np.int64)
   if protocol == "clean":
-    hw = np.stack([h, w], axis=-1)
-    return np.asarray(resize_crop_boxes(b, np.broadcast_to(hw, b.shape[:-1] + (2,)),
-                                        (fh, fw)), np.float32)
+    return np.asarray(resize_crop_boxes(b, hw, (rh, rw), (fh, fw)), np.float32)
   if protocol == "paper":
-    if fh != fw:
-      raise ValueError(f"the paper protocol's GT transform needs a square frame, got {(fh, fw)}.")
+    if fh != fw or rh != rw:
+      raise ValueError(f"the paper protocol's GT transform needs square sizes, got frame "
+                       f"{(fh, fw)} and resize {(rh, rw)}.")
     xywh = np.stack([b[..., 0], b[..., 1], b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]], -1)
-    hw = np.stack([h, w], axis=-1)
-    return np.asarray(legacy_resize_crop_boxes(xywh, np.broadcast_to(hw, b.shape[:-1] + (2,)),
-                                               fh, fh), np.float32)
+    return np.asarray(legacy_resize_crop_boxes(xywh, hw, rh, fh), np.float32)
   raise ValueError(f"`protocol` must be one of ('wsolevaluation', 'clean', 'paper'), got "
                    f"{protocol!r}.")
 

@@ -67,12 +67,14 @@ WSOL_EVAL = "infocam_jax/evaluators/wsol.py"
 CLASSIFICATION = "infocam_jax/evaluators/classification.py"
 BUILD = "infocam_jax/train/build.py"
 SYNTHETIC_MI = "experiments/synthetic_mi.py"
+PXAP = "infocam_jax/wsol/pxap.py"
 CCL = "infocam_jax/wsol/conventions.py"  # the IoU leaf and thresholds (was _ccl.py)
 
 T_EST = ("tests/test_estimators.py",)
 T_CAM = ("tests/test_cam.py",)
 T_BOXES = ("tests/test_boxes.py",)
 T_LOC = ("tests/test_localization.py",)
+T_CLI = ("tests/test_wsol_cli.py",)
 T_BOXES_LOC = ("tests/test_boxes.py", "tests/test_localization.py")
 T_RINGS = ("tests/test_wsol_parity.py::test_random_rings_where_hole_boxes_decide",
            "tests/test_wsol_parity.py::test_hole_reaching_only_the_next_iou_threshold_is_found",
@@ -265,6 +267,17 @@ MUTANTS: list[M] = [
     M(LOCALIZATION, '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="contour_area",',
       '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="pixels",', T_PARITY,
       "wsolevaluation largest component by pixel count instead of contour area"),
+    # The wsolevaluation drop-in (issue 22).
+    M(BOXES, "    out = np.trunc(np.stack([b[..., 0] * float(rw) / w,",
+      "    out = np.round(np.stack([b[..., 0] * float(rw) / w,", T_CLI,
+      "GT boxes rounded instead of int()-truncated (resize_bbox)"),
+    M(PXAP, 'idx = np.searchsorted(edges, m.reshape(-1), side="right") - 1',
+      'idx = np.searchsorted(edges, m.reshape(-1), side="left") - 1', T_CLI,
+      "PxAP: a score on a bin edge counted in the lower bin"),
+    M(LOCALIZATION, "    maps = _exact_gray_input(self, maps)\n", "", T_CLI,
+      "float64 maps quantised through float32 (uint8 levels of the float32 value)"),
+    M(LOCALIZATION, "        hi_x = hi_y = np.inf", "        pass", T_CLI,
+      "maps as saved: GT boxes must lie inside the (smaller) map frame"),
 ]
 
 

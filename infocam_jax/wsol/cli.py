@@ -242,7 +242,10 @@ def _evaluate_boxes(args, meta: meta_lib.Metadata, thresholds: np.ndarray, ious:
         "min-max normalise maps (NaN maps then count as all-zero maps).")
   if int(np.asarray(state.num_images)) == 0:
     raise InputError("no score map was evaluated (all missing).")
-  res = ev.compute(state)
+  import warnings
+  with warnings.catch_warnings():  # reported in the table and the JSON instead
+    warnings.simplefilter("ignore", RuntimeWarning)
+    res = ev.compute(state)
   curve = res.box_acc_v2_curve if v2 else res.box_acc_curve
   rows = {u: curve[k] for k, u in enumerate(uniq)}
   per_iou = [float(rows[v].max()) for v in ious]
@@ -342,6 +345,8 @@ def _table(args, out: dict[str, Any]) -> str:
       lines.append(f"  {v:>3d}   {acc:9.4f}  {t:.4f}")
     if args.multi_iou_eval:
       lines.append(f"  mean  {out['localization']:9.4f}  (MaxBoxAccV2 over the IoU list)")
+  if out.get("num_invalid_maps"):
+    lines.append(f"  {out['num_invalid_maps']} maps with NaN or inf evaluated as all-zero maps")
   if out.get("maps_per_s"):
     lines.append(f"  {out['wall_s']:.2f} s, {out['maps_per_s']:.0f} maps/s")
   return "\n".join(lines)

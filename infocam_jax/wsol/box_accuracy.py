@@ -536,6 +536,9 @@ class BoxAccuracy:
     return self.compute(state)
 
 
+_GRAY_AS_FLOAT32 = ((np.arange(256) + 0.5) / 255.0).astype(np.float32)  # level g -> (g + 0.5) / 255
+
+
 def _exact_gray_input(ev: BoxAccuracy, maps):
   """float64 maps used as given under the uint8 rule: the gray levels ``uint8(255 m)`` of the
   float64 values (wsolevaluation's arithmetic), handed to the float32 kernel as the float32
@@ -544,9 +547,11 @@ def _exact_gray_input(ev: BoxAccuracy, maps):
       or _checks.dtype_of(maps) != np.float64):
     return maps
   m = np.asarray(maps)
-  nan = np.isnan(m)
-  gray = (np.clip(np.where(nan, 0.0, m), 0.0, 1.0) * 255).astype(np.uint8)
-  out = ((gray.astype(np.float32) + np.float32(0.5)) / np.float32(255.0)).astype(np.float32)
+  lo, hi = (m.min(), m.max()) if m.size else (0.0, 0.0)
+  if 0.0 <= lo and hi <= 1.0:  # the common case: three passes, no temporaries beyond them
+    return _GRAY_AS_FLOAT32[(m * 255.0).astype(np.uint8)]
+  gray = (np.clip(np.where(np.isnan(m), 0.0, m), 0.0, 1.0) * 255).astype(np.uint8)
+  out = _GRAY_AS_FLOAT32[gray]
   bad = ~np.isfinite(m)
   if bad.any():  # NaN and inf pass as themselves (counted as invalid maps, as float32 maps)
     out[bad] = m[bad].astype(np.float32)

@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "(JSON).")
   p.add_argument("--num_threads", type=int, default=None,
                  help="Worker threads of the box engine (default: all usable CPUs).")
-  p.add_argument("--chunk_size", type=int, default=256,
+  p.add_argument("--chunk_size", type=int, default=64,
                  help="Maps evaluated at once; memory holds at most 4 chunks of maps.")
   p.add_argument("--allow_missing", action="store_true",
                  help="Skip missing score maps (counted and reported) instead of failing.")
@@ -148,10 +148,12 @@ def _check_args(args) -> tuple[np.ndarray, list[int]]:
 
 def _peer_validity(m: np.ndarray) -> str | None:
   """Why wsolevaluation's ``check_scoremap_validity`` would reject the map, or None."""
-  x = m if m.dtype.kind == "f" else m.astype(np.float64)
-  if np.isnan(x).any():
+  if m.size == 0:
+    return None
+  lo, hi = m.min(), m.max()  # NaN propagates through both
+  if np.isnan(lo) or np.isnan(hi):
     return "nan"
-  if (x > 1).any() or (x < 0).any():
+  if hi > 1 or lo < 0:
     return "range"
   return None
 

@@ -30,7 +30,7 @@ import weakref
 import numpy as np
 import pytest
 
-from infocam_jax.wsol import box_accuracy, boxes as boxes_lib, cli, metadata, pxap, scoremaps
+from infocam_jax.wsol import box_accuracy, cli, ground_truth, metadata, pxap, scoremaps
 
 cv2 = pytest.importorskip("cv2")
 
@@ -332,15 +332,15 @@ def test_protocol_gt_boxes_truncates_as_resize_bbox():
     w, h = rng.integers(1, 2000, 2)
     b = np.sort(rng.integers(0, [w + 1, h + 1, w + 1, h + 1]).reshape(2, 2), axis=0).T.reshape(-1)
     b = [b[0], b[2], b[1], b[3]]  # x0, y0, x1, y1 with x0 <= x1, y0 <= y1
-    got = boxes_lib.protocol_gt_boxes([b], (w, h), "wsolevaluation")[0].tolist()
+    got = ground_truth.protocol_gt_boxes([b], (w, h), "wsolevaluation")[0].tolist()
     assert got == list(_ref_resize_bbox(b, (w, h)))
   # An edge at W maps to 224; sizes are (W, H): a non-square image tells the order.
-  assert boxes_lib.protocol_gt_boxes([[0, 0, 500, 100]], (500, 100), "wsolevaluation"
+  assert ground_truth.protocol_gt_boxes([[0, 0, 500, 100]], (500, 100), "wsolevaluation"
                                      ).tolist() == [[0, 0, 224, 224]]
-  assert boxes_lib.protocol_gt_boxes([[250, 50, 250, 50]], (500, 100), "wsolevaluation"
+  assert ground_truth.protocol_gt_boxes([[250, 50, 250, 50]], (500, 100), "wsolevaluation"
                                      ).tolist() == [[112, 112, 112, 112]]
   with pytest.raises(ValueError, match="protocol"):
-    boxes_lib.protocol_gt_boxes([[0, 0, 1, 1]], (10, 10), "nope")
+    ground_truth.protocol_gt_boxes([[0, 0, 1, 1]], (10, 10), "nope")
 
 
 # ----------------------------------------------------------------------------
@@ -616,6 +616,31 @@ def test_pipeline_feeds_the_peers_integer_gt_to_the_wsolevaluation_protocol():
                                     "paper": "exact"}
   # With a centre crop (256 -> 224) the truncated resize is shifted by the crop offset 16.
   crop = ev.gt_boxes(batch, "wsolevaluation", resize_size=256, image_size=224)[:, 0]
-  full = boxes_lib.protocol_gt_boxes(np.stack([x0, y0, x1, y1], -1), np.stack([w, h], -1),
+  full = ground_truth.protocol_gt_boxes(np.stack([x0, y0, x1, y1], -1), np.stack([w, h], -1),
                                      "wsolevaluation", frame=256)
   np.testing.assert_array_equal(crop, np.clip(full - 16, 0, 224))
+
+
+def test_jax_free_counts_equal_the_library_metric(tmp_path):
+  """The command line's JAX-free counter and ``max_box_accuracy("wsolevaluation",
+  normalize=False)`` give the same curves (V1 and V2, float32 and float64 maps)."""
+  _, sm_root, ids = write_box_dataset(tmp_path, n=20, seed=11)
+  maps = [np.load(sm_root / (i + ".npy")) for i in ids]
+  rng = np.random.default_rng(2)
+  gt = rng.integers(0, 180, (20, 3, 4)).astype(np.float32)
+  gt[..., 2:] = gt[..., :2] + rng.integers(0, 60, (20, 3, 2))
+  mask = rng.random((20, 3)) < 0.7
+  mask[:, 0] = True
+  th = np.arange(0, 1, 0.02)
+  for v2 in (False, True):
+    for dtype in (np.float32, np.float64):
+      m = np.stack([x.astype(dtype) for x in maps])
+      counts = cli.PeerBoxCounts(th, (0.3, 0.5, 0.7), v2)
+      counts.update(m[:7], gt[:7], mask[:7])
+      counts.update(m[7:], gt[7:], mask[7:])
+      ev = box_accuracy.max_box_accuracy("wsolevaluation", cam_thresholds=th, v1=not v2, v2=v2,
+                                         normalize=False)
+      res = ev.compute(ev.update(ev.init(), m, gt, mask))
+      want = res.box_acc_v2_curve if v2 else res.box_acc_curve
+      np.testing.assert_array_equal(counts.curves(), want)
+      assert counts.curves().max() > 0

@@ -68,6 +68,7 @@ CLASSIFICATION = "infocam_jax/evaluators/classification.py"
 BUILD = "infocam_jax/train/build.py"
 SYNTHETIC_MI = "experiments/synthetic_mi.py"
 PXAP = "infocam_jax/wsol/pxap.py"
+GROUND_TRUTH = "infocam_jax/wsol/ground_truth.py"
 CCL = "infocam_jax/wsol/conventions.py"  # the IoU leaf and thresholds (was _ccl.py)
 
 T_EST = ("tests/test_estimators.py",)
@@ -268,7 +269,7 @@ MUTANTS: list[M] = [
       '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="pixels",', T_PARITY,
       "wsolevaluation largest component by pixel count instead of contour area"),
     # The wsolevaluation drop-in (issue 22).
-    M(BOXES, "    out = np.trunc(np.stack([b[..., 0] * float(rw) / w,",
+    M(GROUND_TRUTH, "    out = np.trunc(np.stack([b[..., 0] * float(rw) / w,",
       "    out = np.round(np.stack([b[..., 0] * float(rw) / w,", T_CLI,
       "GT boxes rounded instead of int()-truncated (resize_bbox)"),
     M(PXAP, 'idx = np.searchsorted(edges, m.reshape(-1), side="right") - 1',

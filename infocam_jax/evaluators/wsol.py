@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infocam_jax.wsol import boxes as boxes_lib
+from infocam_jax.wsol import ground_truth
 from infocam_jax import cam as cam_lib
 from infocam_jax.wsol import box_accuracy as localization
 
@@ -161,7 +162,7 @@ PAPER_GT_NOTES = {
                    "boxes.tiny_imagenet_legacy_boxes",
     "wsolevaluation": "wsolevaluation's resize_bbox: int(c * resize / W) of the annotation's "
                       "pixels, sizes (W, H), minus the centre-crop offset: "
-                      "infocam_jax.wsol.boxes.protocol_gt_boxes",
+                      "infocam_jax.wsol.ground_truth.protocol_gt_boxes",
 }
 
 
@@ -179,7 +180,7 @@ def gt_boxes(batch: Mapping[str, np.ndarray], transform: str, *, resize_size: in
     xyxy = np.round(np.stack([norm[..., 1] * w, norm[..., 0] * h, norm[..., 3] * w,
                               norm[..., 2] * h], axis=-1))
     wh = np.broadcast_to(np.stack([w, h], axis=-1), xyxy.shape[:-1] + (2,))
-    out = boxes_lib.protocol_gt_boxes(xyxy, wh, "wsolevaluation", frame=image_size,
+    out = ground_truth.protocol_gt_boxes(xyxy, wh, "wsolevaluation", frame=image_size,
                                       resize=resize_size)
   elif transform == "cub_legacy":
     xywh = np.stack([norm[..., 1] * w, norm[..., 0] * h, (norm[..., 3] - norm[..., 1]) * w,
@@ -603,7 +604,7 @@ class Settings:
   @property
   def gt_transforms(self) -> dict[str, str]:
     """GT rule per protocol: the paper's legacy transform, wsolevaluation's ``int()``
-    truncation (:func:`infocam_jax.wsol.boxes.protocol_gt_boxes`), else the exact boxes."""
+    truncation (:func:`infocam_jax.wsol.ground_truth.protocol_gt_boxes`), else the exact boxes."""
     rule = {"paper": self.paper_gt, "wsolevaluation": "wsolevaluation"}
     return {p: rule.get(p, "exact") for p in self.protocols}
 

@@ -3,8 +3,9 @@
 Modules (each imported on first access):
 
 * :mod:`~infocam_jax.wsol.boxes`: box conventions, IoU, ground-truth
-  transforms (:func:`protocol_gt_boxes`: original-image boxes -> a protocol's
-  boxes), :func:`boxes_from_maps`;
+  transforms, :func:`boxes_from_maps`;
+* :mod:`~infocam_jax.wsol.ground_truth`: :func:`protocol_gt_boxes`,
+  original-image boxes -> the boxes each protocol evaluates;
 * :mod:`~infocam_jax.wsol.box_accuracy`: the streaming MaxBoxAcc / MaxBoxAccV2
   / Top-1 / GT-known Loc metric and its protocols (``clean``,
   ``wsolevaluation``, ``paper``);
@@ -35,7 +36,7 @@ _EXPORTS: dict[str, str] = {
     "resize_crop_boxes": "boxes",
     "legacy_resize_crop_boxes": "boxes",
     "tiny_imagenet_legacy_boxes": "boxes",
-    "protocol_gt_boxes": "boxes",
+    "protocol_gt_boxes": "ground_truth",
     "max_box_accuracy": "box_accuracy",
     "BoxAccuracy": "box_accuracy",
     "BoxAccuracyState": "box_accuracy",
@@ -45,7 +46,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-_SUBMODULES = ("boxes", "box_accuracy", "pxap", "metadata", "scoremaps", "cli", "components",
+_SUBMODULES = ("boxes", "ground_truth", "box_accuracy", "pxap", "metadata", "scoremaps", "cli", "components",
                "conventions")
 
 __getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__, _SUBMODULES)

@@ -15,7 +15,7 @@ default ``--protocol wsolevaluation`` the maps are evaluated as saved (no
 resize, no normalisation; real 2-D arrays in [0, 1] without NaN, as the
 peer's ``check_scoremap_validity``; float32 maps are read as their float64
 values, as the peer's ``t2n`` does), GT boxes are resized to 224 x 224 with
-``int()`` truncation (:func:`infocam_jax.wsol.boxes.protocol_gt_boxes`), V1 =
+``int()`` truncation (:func:`infocam_jax.wsol.ground_truth.protocol_gt_boxes`), V1 =
 the largest contour's box, V2 (``--multi_contour_eval``) = every contour's
 box, MaxBoxAcc = max over thresholds at IoU 50 (``--multi_iou_eval``: the
 mean over ``--iou_threshold_list``). OpenImages gives PxAP
@@ -182,10 +182,83 @@ class _Progress:
       self.bar.close()
 
 
+class PeerBoxCounts:
+  """evaluation.py's ``BoxEvaluator`` counts on the numba engine, without JAX.
+
+  The wsolevaluation protocol on maps as saved: ``uint8(255 m)`` (float64 maps
+  through :data:`_GRAY_AS_FLOAT32`, exactly), ``gray > int(t * max(gray))``, V1 =
+  the box of the largest contour (``cv2.contourArea``, OpenCV's tie order), V2 =
+  every outer and hole contour, boxes ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``
+  in the map's own frame, ``(0, 0, 0, 0)`` for an empty foreground, IoU ">= delta"
+  decided division free in float32 as the engine does everywhere. The same
+  numbers as ``max_box_accuracy("wsolevaluation", normalize=False)`` (tested),
+  without importing JAX (whose start-up dominates short runs).
+  """
+
+  def __init__(self, thresholds: np.ndarray, iou_thresholds: Sequence[float], v2: bool,
+               num_threads: int | None = None):
+    from infocam_jax.wsol import conventions
+    self.c = conventions
+    self.table = conventions.gray_threshold_table(thresholds)
+    self.iou_thr = conventions.iou_threshold_array(iou_thresholds)
+    self.num_t = len(thresholds)
+    self.v2 = v2
+    self.num_threads = num_threads
+    self.hits = np.zeros((len(self.iou_thr), self.num_t), np.int64)
+    self.num_images = 0
+
+  def update(self, maps: np.ndarray, gt: np.ndarray, gt_mask: np.ndarray) -> None:
+    from infocam_jax.wsol import _numba_kernel
+    c = self.c
+    if maps.dtype == np.float64:
+      maps = _gray_as_float32(maps)
+    b, h, w = maps.shape
+    out = _numba_kernel.scan_maps(
+        maps, mode=c.QUANT_UINT8, normalize=False, thresholds=np.zeros(self.num_t, np.float32),
+        table=self.table, want_v1=not self.v2, largest=c.LARGEST_CONTOUR,
+        gt=gt if self.v2 else None, gt_valid=gt_mask if self.v2 else None,
+        iou_thr=self.iou_thr if self.v2 else None, box_mode=c.BOX_CONTOUR_CLIPPED, clamp=True,
+        empty_box=(0, 0, 0, 0), hole_boxes=self.v2, max_boxes=0, num_threads=self.num_threads)
+    if self.v2:
+      level = out["v2_level"].astype(np.int64)  # [B, T]
+    else:
+      box = out["box"].astype(np.float32)  # inclusive extent [B, T, 4]
+      box[..., 2] = np.minimum(box[..., 2] + 1, w - 1)  # OpenCV's x + w, clipped to W - 1
+      box[..., 3] = np.minimum(box[..., 3] + 1, h - 1)
+      box[out["area"] == 0] = 0  # no contour: the box (0, 0, 0, 0)
+      a = box[:, :, None, :]
+      g = np.asarray(gt, np.float32)[:, None, :, :]
+      one = np.float32(1.0)
+      iw = np.maximum(np.minimum(a[..., 2], g[..., 2]) - np.maximum(a[..., 0], g[..., 0]) + one,
+                      np.float32(0))
+      ih = np.maximum(np.minimum(a[..., 3], g[..., 3]) - np.maximum(a[..., 1], g[..., 1]) + one,
+                      np.float32(0))
+      inter = iw * ih
+      area = lambda x: (x[..., 2] - x[..., 0] + one) * (x[..., 3] - x[..., 1] + one)
+      union = (area(a) + area(g)) - inter
+      hit = (union[..., None] > 0) & (inter[..., None] >= self.iou_thr * union[..., None])
+      level = np.where(np.asarray(gt_mask)[:, None, :], hit.sum(-1), 0).max(-1, initial=0)
+    j = np.arange(len(self.iou_thr))
+    self.hits += (level[:, None, :] > j[None, :, None]).sum(0)
+    self.num_images += b
+
+  def curves(self) -> np.ndarray:
+    """``[J, T]`` accuracies in percent, as the peer: ``hits * 100. / count``."""
+    return self.hits.astype(np.float64) * 100. / float(self.num_images)
+
+
+_GRAY_AS_FLOAT32 = ((np.arange(256) + 0.5) / 255.0).astype(np.float32)
+
+
+def _gray_as_float32(m: np.ndarray) -> np.ndarray:
+  """float64 maps in [0, 1] -> float32 maps whose engine level ``int(255 v)`` is the peer's
+  ``uint8(255 m)`` of the float64 value."""
+  return _GRAY_AS_FLOAT32[(m * 255.0).astype(np.uint8)]
+
+
 def _evaluate_boxes(args, meta: meta_lib.Metadata, thresholds: np.ndarray, ious: list[int]
                     ) -> dict[str, Any]:
-  from infocam_jax.wsol import box_accuracy
-  from infocam_jax.wsol import boxes as boxes_lib
+  from infocam_jax.wsol import ground_truth
   ids = meta.image_ids
   n = len(ids)
   g = max(len(meta.boxes[i]) for i in ids)
@@ -193,18 +266,21 @@ def _evaluate_boxes(args, meta: meta_lib.Metadata, thresholds: np.ndarray, ious:
   gt_mask = np.zeros((n, g), bool)
   for k, image_id in enumerate(ids):
     b = meta.boxes[image_id]
-    gt[k, :len(b)] = boxes_lib.protocol_gt_boxes(b, meta.image_sizes[image_id], args.protocol,
-                                                 RESIZE_LENGTH)
+    gt[k, :len(b)] = ground_truth.protocol_gt_boxes(b, meta.image_sizes[image_id],
+                                                    args.protocol, RESIZE_LENGTH)
     gt_mask[k, :len(b)] = True
   uniq = sorted(set(ious))
   v2 = bool(args.multi_contour_eval)
   peer = args.protocol == "wsolevaluation"
-  ev = box_accuracy.max_box_accuracy(
-      args.protocol, cam_thresholds=thresholds, iou_thresholds=[u / 100 for u in uniq],
-      loc_iou=0.5 if 50 in uniq else uniq[0] / 100,
-      image_size=None if peer else (RESIZE_LENGTH, RESIZE_LENGTH), v1=not v2, v2=v2,
-      backend="numba", num_threads=args.num_threads, normalize=not peer)
-  state = ev.init()
+  if peer:
+    counts = PeerBoxCounts(thresholds, [u / 100 for u in uniq], v2, args.num_threads)
+  else:
+    from infocam_jax.wsol import box_accuracy
+    ev = box_accuracy.max_box_accuracy(
+        args.protocol, cam_thresholds=thresholds, iou_thresholds=[u / 100 for u in uniq],
+        loc_iou=0.5 if 50 in uniq else uniq[0] / 100, image_size=(RESIZE_LENGTH, RESIZE_LENGTH),
+        v1=not v2, v2=v2, backend="numba", num_threads=args.num_threads)
+    state = ev.init()
   paths = [meta_lib.scoremap_path(args.scoremap_root, i) for i in ids]
   invalid: dict[str, list[int]] = {"nan": [], "range": []}
   missing: list[int] = []
@@ -225,6 +301,9 @@ def _evaluate_boxes(args, meta: meta_lib.Metadata, thresholds: np.ndarray, ious:
       for poss in groups.values():
         idx = np.asarray([chunk.indices[p] for p in poss])
         maps = np.stack([_as_kernel_input(chunk.maps[p]) for p in poss])
+        if peer:
+          counts.update(maps, gt[idx], gt_mask[idx])
+          continue
         try:
           state = ev.update(state, maps, gt[idx], gt_mask[idx])
         except ValueError as e:
@@ -242,31 +321,37 @@ def _evaluate_boxes(args, meta: meta_lib.Metadata, thresholds: np.ndarray, ious:
         f"{len(invalid['nan'])} contain NaN, {len(invalid['range'])} have values outside [0, 1]); "
         f"first: image {ids[first]!r} ({paths[first]}). Use --protocol clean or paper to "
         "min-max normalise maps (NaN maps then count as all-zero maps).")
-  if int(np.asarray(state.num_images)) == 0:
+  if peer:
+    num_images, num_invalid = counts.num_images, 0
+    curve = counts.curves() if num_images else None
+  else:
+    num_images = int(np.asarray(state.num_images))
+    if num_images:
+      import warnings
+      with warnings.catch_warnings():  # reported in the table and the JSON instead
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = ev.compute(state)
+      curve = res.box_acc_v2_curve if v2 else res.box_acc_curve
+      num_invalid = int(res.num_invalid_maps)
+  if num_images == 0:
     raise InputError("no score map was evaluated (all missing).")
-  import warnings
-  with warnings.catch_warnings():  # reported in the table and the JSON instead
-    warnings.simplefilter("ignore", RuntimeWarning)
-    res = ev.compute(state)
-  curve = res.box_acc_v2_curve if v2 else res.box_acc_curve
   rows = {u: curve[k] for k, u in enumerate(uniq)}
-  per_iou = [float(rows[v].max()) for v in ious]
+  per_iou = [rows[v].max() for v in ious]
   per_iou_t = [float(thresholds[int(np.argmax(rows[v]))]) for v in ious]
   performance = np.average(per_iou) if args.multi_iou_eval else per_iou[ious.index(50)]
   return {
       "metric": ("MaxBoxAccV2" if args.multi_iou_eval else "MaxBoxAcc")
                 + (" (all contours)" if v2 else " (largest contour)"),
       "localization": float(performance),
-      "num_images": int(res.num_images), "num_missing": len(missing),
+      "num_images": num_images, "num_missing": len(missing),
       "missing_image_ids": [ids[i] for i in missing][:1000],
-      "num_invalid_maps": int(res.num_invalid_maps),
-      "iou_threshold_list": ious, "max_box_acc_per_iou": per_iou,
+      "num_invalid_maps": num_invalid,
+      "iou_threshold_list": ious, "max_box_acc_per_iou": [float(x) for x in per_iou],
       "best_cam_threshold_per_iou": per_iou_t,
       "cam_thresholds": [float(t) for t in thresholds],
       "box_acc_curves": {str(u): [float(x) for x in rows[u]] for u in uniq},
       "boxes": "all contours (V2)" if v2 else "largest contour (V1)",
-      "wall_s": wall, "maps_per_s": (res.num_images / wall) if wall > 0 else None,
-      "_result": res,
+      "wall_s": wall, "maps_per_s": (num_images / wall) if wall > 0 else None,
   }
 
 
@@ -357,10 +442,19 @@ def _table(args, out: dict[str, Any]) -> str:
 def _protocol_record(args) -> dict[str, Any]:
   if args.dataset_name in meta_lib.MASK_DATASETS:
     return {"name": "wsolevaluation", "metric": "PxAP (MaskEvaluator)"}
-  import dataclasses
-  from infocam_jax.wsol import box_accuracy
-  rec = dataclasses.asdict(box_accuracy.PROTOCOLS[args.protocol])
-  rec["normalize"] = args.protocol != "wsolevaluation"
+  if args.protocol == "wsolevaluation":
+    rec = {"name": "wsolevaluation", "maps": "as saved (no resize, no normalisation), "
+           "real 2-D in [0, 1] without NaN", "quantization": "uint8(255 * float64 map)",
+           "foreground": "gray > int(t * max(gray))", "largest": "cv2.contourArea (V1)",
+           "v2_boxes": "every contour of RETR_TREE (outer and holes)",
+           "box_convention": "(x, y, min(x + w, W - 1), min(y + h, H - 1))",
+           "empty_box": [0, 0, 0, 0], "iou": "clamped, +1 convention, hit when IoU >= t / 100",
+           "normalize": False}
+  else:
+    import dataclasses
+    from infocam_jax.wsol import box_accuracy
+    rec = dataclasses.asdict(box_accuracy.PROTOCOLS[args.protocol])
+    rec["normalize"] = True
   rec["gt_rule"] = {"wsolevaluation": "int(c * 224 / W) (resize_bbox)",
                     "clean": "exact c * 224 / W clipped to [0, 223]",
                     "paper": "official load_bbox_size, resize = crop = 224"}[args.protocol]
@@ -386,7 +480,6 @@ def main(argv: Sequence[str] | None = None) -> int:
           scoremaps.BadScoreMap) as e:
     print(f"{PROG}: error: {e}", file=sys.stderr)
     return 2
-  out.pop("_result", None)
   if args.output:
     record = {"args": vars(args), "protocol": _protocol_record(args), "versions": _versions(),
               **out}

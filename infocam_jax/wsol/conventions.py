@@ -19,12 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-Array = jax.Array
-ArrayLike = Any
+Array = Any  # a jax.Array; JAX is imported by the functions that need it (the numba
+ArrayLike = Any  # kernel and the command line import this module without JAX)
 
 
 # Box conventions applied to a component's inclusive extent (x0, y0, x1, y1)
@@ -59,6 +57,7 @@ def inter_union(a: Array, b: Array, clamp: bool) -> tuple[Array, Array]:
   ``clamp=False`` drops the ``max(0, ·)`` on the overlap widths (the official
   infoCAM ``calculate_IOU``). Broadcasts like ``a + b``.
   """
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   one = jnp.float32(1.0)
   iw = jnp.minimum(a[..., 2], b[..., 2]) - jnp.maximum(a[..., 0], b[..., 0]) + one
   ih = jnp.minimum(a[..., 3], b[..., 3]) - jnp.maximum(a[..., 1], b[..., 1]) + one

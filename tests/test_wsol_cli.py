@@ -644,3 +644,18 @@ def test_jax_free_counts_equal_the_library_metric(tmp_path):
       want = res.box_acc_v2_curve if v2 else res.box_acc_curve
       np.testing.assert_array_equal(counts.curves(), want)
       assert counts.curves().max() > 0
+
+
+def test_library_accepts_maps_smaller_than_the_gt_frame_when_used_as_saved():
+  """``normalize=False`` without ``image_size``: 224-frame GT boxes against 16x16 maps (as
+  evaluation.py compares them); with normalisation the frame check stays."""
+  m = np.zeros((1, 16, 16), np.float32)
+  m[0, 4:9, 4:9] = 1.0
+  ev = box_accuracy.max_box_accuracy("wsolevaluation", cam_thresholds=[0.5], normalize=False)
+  res = ev.compute(ev.update(ev.init(), m, np.array([[[4, 4, 9, 9]], ], np.float32)))
+  assert res.box_acc_curve[1, 0] == 100.0
+  far = np.array([[[100, 100, 200, 200]]], np.float32)
+  assert ev.compute(ev.update(ev.init(), m, far)).box_acc_curve.max() == 0.0
+  with pytest.raises(ValueError, match="outside"):
+    box_accuracy.max_box_accuracy("wsolevaluation", cam_thresholds=[0.5]).update(
+        ev.init(), m, far)

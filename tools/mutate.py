@@ -68,6 +68,7 @@ CLASSIFICATION = "infocam_jax/evaluators/classification.py"
 BUILD = "infocam_jax/train/build.py"
 SYNTHETIC_MI = "experiments/synthetic_mi.py"
 PXAP = "infocam_jax/wsol/pxap.py"
+CLI = "infocam_jax/wsol/cli.py"
 GROUND_TRUTH = "infocam_jax/wsol/ground_truth.py"
 CCL = "infocam_jax/wsol/conventions.py"  # the IoU leaf and thresholds (was _ccl.py)
 
@@ -279,6 +280,8 @@ MUTANTS: list[M] = [
       "float64 maps quantised through float32 (uint8 levels of the float32 value)"),
     M(LOCALIZATION, "        hi_x = hi_y = np.inf", "        pass", T_CLI,
       "maps as saved: GT boxes must lie inside the (smaller) map frame"),
+    M(CLI, "    if maps.dtype == np.float64:\n      maps = _gray_as_float32(maps)\n", "", T_CLI,
+      "command line: float64 maps quantised through float32"),
 ]
 
 

@@ -659,3 +659,22 @@ def test_library_accepts_maps_smaller_than_the_gt_frame_when_used_as_saved():
   with pytest.raises(ValueError, match="outside"):
     box_accuracy.max_box_accuracy("wsolevaluation", cam_thresholds=[0.5]).update(
         ev.init(), m, far)
+
+
+def test_float64_maps_just_below_a_gray_boundary_keep_their_level():
+  """128/255 - 1e-13 is gray 127 in float64 (the peer) but 128 through float32: at t = 0.5
+  (``int(0.5 * 255) = 127``) the block is background, so only the corner pixel is a box."""
+  m = np.zeros((1, 224, 224))
+  m[0, 50:100, 50:100] = 128 / 255 - 1e-13
+  m[0, 0, 0] = 1.0
+  gt = np.array([[[50, 50, 100, 100]]], np.float32)
+  th = np.array([0.5])
+  ref = _ref_boxes(m[0], th, False)[0][0]
+  assert ref == [0, 0, 1, 1]  # the peer's box: the single pixel at the corner
+  ev = box_accuracy.max_box_accuracy("wsolevaluation", cam_thresholds=th, normalize=False)
+  assert ev.compute(ev.update(ev.init(), m, gt)).box_acc_curve.max() == 0.0
+  counts = cli.PeerBoxCounts(th, (0.3, 0.5, 0.7), False)
+  counts.update(m, gt, np.ones((1, 1), bool))
+  assert counts.curves().max() == 0.0
+  m32 = m.astype(np.float32)  # the float32 map is another map: its block is foreground
+  assert ev.compute(ev.update(ev.init(), m32, gt)).box_acc_curve.max() == 100.0

@@ -167,7 +167,7 @@ def main(argv=None) -> dict:
 
   import jax
 
-  from infocam_jax import localization
+  from infocam_jax.wsol import box_accuracy as localization
 
   n, bs = args.num_maps, args.batch_size
   thresholds = np.arange(args.num_thresholds) / args.num_thresholds

@@ -14,7 +14,7 @@ estimators, ``GaussianMixture`` and the CAM / infoCAM maps. The box API
 ``pip install`` to run.
 Sub-packages and modules, also imported on first access (``ij.models``):
 ``models``, ``data``, ``train``, ``evaluators``, ``estimators``, ``gaussian``,
-``cam``, ``boxes``, ``localization``, ``plotting``, ``io``.
+``cam``, ``wsol`` (boxes, box metrics, the wsolevaluation command line), ``plotting``, ``io``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ __version__ = "0.1.0"  # the one place the version is written (pyproject.toml re
 # one-line change here (the TYPE_CHECKING imports below are checked against it
 # by tests/test_package.py).
 _BOX_MODULES: dict[str, str] = {
-    "boxes": "boxes",
-    "localization": "localization",
+    "boxes": "wsol.boxes",
+    "localization": "wsol.box_accuracy",
 }
 
 # public name -> module that defines it
@@ -77,13 +77,15 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
-_SUBMODULES = ("models", "data", "train", "evaluators", "estimators", "gaussian", "cam", "boxes",
-               "localization", "plotting", "io")
+
+_SUBMODULES = ("models", "data", "train", "evaluators", "estimators", "gaussian", "cam", "wsol",
+               "plotting", "io")
 
 # module or sub-package -> the extra it needs (the core needs none).
 _EXTRAS: dict[str, str] = {
     _BOX_MODULES["boxes"]: "wsol",
     _BOX_MODULES["localization"]: "wsol",
+    "wsol": "wsol",
     "models": "models",
     "data": "data",
     "train": "train",
@@ -95,9 +97,9 @@ if not TYPE_CHECKING:  # hidden from type checkers, so that a misspelt name is a
                                             _EXTRAS)
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
-  from infocam_jax import (boxes, cam, data, estimators, evaluators, gaussian, io, localization,
-                           models, plotting, train)
-  from infocam_jax.boxes import (Boxes, MultiBoxes, box_iou, boxes_from_maps, iou_levels,
+  from infocam_jax import (cam, data, estimators, evaluators, gaussian, io, models, plotting, train,
+                           wsol)
+  from infocam_jax.wsol.boxes import (Boxes, MultiBoxes, box_iou, boxes_from_maps, iou_levels,
                                  legacy_resize_crop_boxes, resize_crop_boxes,
                                  tiny_imagenet_legacy_boxes, xywh_to_xyxy)
   from infocam_jax.cam import (class_activation_map, gap_dense_head, grad_cam, grad_cam_from_head,
@@ -107,5 +109,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
                                       pc_softmax_cross_entropy_with_integer_labels, pmi,
                                       prior_from_counts)
   from infocam_jax.gaussian import GaussianMixture
-  from infocam_jax.localization import (PROTOCOLS, BoxAccuracy, BoxAccuracyResult, BoxAccuracyState,
-                                        max_box_accuracy)
+  from infocam_jax.wsol.box_accuracy import (PROTOCOLS, BoxAccuracy, BoxAccuracyResult,
+                                             BoxAccuracyState, max_box_accuracy)

@@ -1,4 +1,4 @@
-"""Tests of infocam_jax.boxes: IoU, conventions, GT transforms, boxes from maps."""
+"""Tests of infocam_jax.wsol.boxes: IoU, conventions, GT transforms, boxes from maps."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from infocam_jax import _ccl as C
-from infocam_jax import boxes as B
+from infocam_jax.wsol import components as C
+from infocam_jax.wsol import boxes as B
 
 EIGHT = np.ones((3, 3), bool)
 
@@ -338,7 +338,7 @@ def _reference_gray(x, quant):
 def test_kernel_quantization_reproduces_the_references():
   """The kernel's fused normalise+quantise is bit-exact w.r.t. the reference
   arithmetic; the JAX path agrees up to XLA's float32 division rounding."""
-  from infocam_jax import _ccl_numba
+  from infocam_jax.wsol import _numba_kernel as _ccl_numba
   rng = np.random.default_rng(3)
   maps = np.concatenate([
       rng.random((3, 16, 16)) * 1e-30, rng.random((3, 16, 16)) * 2e38 - 1e38,
@@ -379,7 +379,30 @@ def test_boxes_from_maps_under_jit_and_threads():
       maps, th))
   np.testing.assert_array_equal(eager, threaded)
   np.testing.assert_array_equal(eager, jitted)
-  assert B.resolve_backend("auto") == ("numba" if jax.default_backend() == "cpu" else "jax")
+  assert B.resolve_backend("auto") == "numba"
+
+
+@pytest.mark.parametrize("platform", ["gpu", "tpu", "cuda"])
+def test_auto_backend_is_the_exact_engine_on_accelerator_hosts(platform, monkeypatch):
+  """``backend="auto"`` never picks the approximate jax engine, even where JAX's default
+  backend is an accelerator: the paper / wsolevaluation numbers must not depend on the host."""
+  from infocam_jax.wsol import box_accuracy as L
+  monkeypatch.setattr(jax, "default_backend", lambda: platform)
+  assert jax.default_backend() == platform
+  assert B.resolve_backend("auto") == "numba"
+  rng = np.random.default_rng(3)
+  maps = rng.random((3, 12, 14)).astype(np.float32)
+  maps[0, 2:5, 2:9] += 2.0  # a ring: the hole box and the contour area matter
+  maps[0, 3, 4:7] = 0.0
+  gt = np.array([[[1, 1, 9, 6]], [[0, 0, 13, 11]], [[5, 5, 8, 8]]], np.float32)
+  for protocol in ("wsolevaluation", "paper", "clean"):
+    import warnings
+    with warnings.catch_warnings():
+      warnings.simplefilter("error")  # the jax backend would warn under the peer protocols
+      auto = L.max_box_accuracy(protocol, image_size=(12, 14)).evaluate(maps, gt)
+    exact = L.max_box_accuracy(protocol, image_size=(12, 14), backend="numba").evaluate(maps, gt)
+    np.testing.assert_array_equal(auto.box_acc_curve, exact.box_acc_curve)
+    np.testing.assert_array_equal(auto.box_acc_v2_curve, exact.box_acc_v2_curve)
 
 
 def test_boxes_from_maps_rejects_bad_input():
@@ -421,7 +444,7 @@ def test_contour_area_of_every_component_matches_opencv():
   """Quad area (hole-free components) and the border-following tracer (any component) equal
   cv2.contourArea of the component's outer contour."""
   cv2 = pytest.importorskip("cv2")
-  from infocam_jax import _ccl_numba
+  from infocam_jax.wsol import _numba_kernel as _ccl_numba
   rng = np.random.default_rng(7)
   checked = holed = 0
   for fg in _random_masks(rng, 300):
@@ -473,7 +496,7 @@ def test_hole_contour_boxes_are_hole_extents_grown_by_one():
 
 def test_cv2_cubic_taps_resize_float64_maps_bit_for_bit():
   cv2 = pytest.importorskip("cv2")
-  from infocam_jax import _ccl_numba
+  from infocam_jax.wsol import _numba_kernel as _ccl_numba
   rng = np.random.default_rng(9)
   for (h, w), (oh, ow) in (((14, 14), (224, 224)), ((17, 9), (50, 224)), ((6, 7), (64, 64)),
                            ((30, 30), (31, 29))):

@@ -1,4 +1,4 @@
-"""Tests of infocam_jax.localization: streaming MaxBoxAcc / Top-1 Loc accumulators."""
+"""Tests of infocam_jax.wsol.box_accuracy: streaming MaxBoxAcc / Top-1 Loc accumulators."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from infocam_jax import _ccl as C
-from infocam_jax import boxes as B
-from infocam_jax import localization as L
+from infocam_jax.wsol import components as C
+from infocam_jax.wsol import boxes as B
+from infocam_jax.wsol import box_accuracy as L
 
 H = W = 24
 TH = np.arange(0, 1, 0.1)

@@ -229,7 +229,7 @@ def test_paper_config_without_dataset_or_weights_is_a_clear_error(tmp_path, env)
 
 def test_paper_gt_transforms_match_the_official_ones():
   from infocam_jax.evaluators import wsol as ev
-  from infocam_jax import boxes
+  from infocam_jax.wsol import boxes
   # CUB: a 500x375 (W x H) image with the box x=100, y=50, w=200, h=150 (bounding_boxes.txt).
   w, h = 500.0, 375.0
   xywh = np.array([100.0, 50.0, 200.0, 150.0])
@@ -256,7 +256,8 @@ def test_paper_gt_transforms_match_the_official_ones():
 
 def test_baseline_maps_give_centred_and_full_image_boxes():
   from infocam_jax.evaluators import wsol as ev
-  from infocam_jax import boxes, cam
+  from infocam_jax import cam
+  from infocam_jax.wsol import boxes
   size = (24, 32)
   maps = ev.baseline_maps(size)
   ts = np.arange(0.0, 1.0, 0.05).astype(np.float32)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infocam_jax import localization as L
+from infocam_jax.wsol import box_accuracy as L
 
 cv2 = pytest.importorskip("cv2")
 

@@ -60,10 +60,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Paths in one place, so that a moved module is re-pointed by one line.
 ESTIMATORS = "infocam_jax/estimators.py"
 CAM = "infocam_jax/cam.py"
-BOXES = "infocam_jax/boxes.py"
-CCL_NUMBA = "infocam_jax/_ccl_numba.py"
-CCL_JAX = "infocam_jax/_ccl_jax.py"
-LOCALIZATION = "infocam_jax/localization.py"
+BOXES = "infocam_jax/wsol/boxes.py"
+CCL_NUMBA = "infocam_jax/wsol/_numba_kernel.py"
+CCL_JAX = "infocam_jax/wsol/_jax_kernel.py"
+LOCALIZATION = "infocam_jax/wsol/box_accuracy.py"
 STEPS = "infocam_jax/train/steps.py"
 LOOP = "infocam_jax/train/loop.py"
 TRANSFORMS = "infocam_jax/data/transforms.py"
@@ -72,7 +72,6 @@ RESNET = "infocam_jax/models/resnet.py"
 WSOL_EVAL = "infocam_jax/evaluators/wsol.py"
 CLASSIFICATION = "infocam_jax/evaluators/classification.py"
 BUILD = "infocam_jax/train/build.py"
-CCL = "infocam_jax/_ccl.py"
 PIPELINE = "infocam_jax/data/pipeline.py"
 CLUTTERED = "infocam_jax/data/cluttered.py"
 IDX = "infocam_jax/data/idx.py"
@@ -83,11 +82,16 @@ CFG_WSOL_BASE = "experiments/configs/wsol_base.py"
 CFG_DEFAULT = "experiments/configs/default.py"
 CFG_FASHION = "experiments/configs/fashion_wsol.py"
 CFG_PC = "experiments/configs/pc_softmax.py"
+PXAP = "infocam_jax/wsol/pxap.py"
+CLI = "infocam_jax/wsol/cli.py"
+GROUND_TRUTH = "infocam_jax/wsol/ground_truth.py"
+CCL = "infocam_jax/wsol/conventions.py"  # the IoU leaf and thresholds (was _ccl.py)
 
 T_EST = ("tests/test_estimators.py",)
 T_CAM = ("tests/test_cam.py",)
 T_BOXES = ("tests/test_boxes.py",)
 T_LOC = ("tests/test_localization.py",)
+T_CLI = ("tests/test_wsol_cli.py",)
 T_BOXES_LOC = ("tests/test_boxes.py", "tests/test_localization.py")
 T_RINGS = ("tests/test_wsol_parity.py::test_random_rings_where_hole_boxes_decide",
            "tests/test_wsol_parity.py::test_hole_reaching_only_the_next_iou_threshold_is_found",
@@ -294,10 +298,10 @@ MUTANTS: list[M] = [
       "config.model.adl_* dropped from the model options (the old pc_softmax bug)"),
     M(BUILD, "  if for_training and _last_layer_only(config):",
       "  if False:", T_BUILD, "model.last_layer_only ignored (the backbone trains)"),
-    M("infocam_jax/localization.py", 'hole_boxes=True, resize_float64=True),',
+    M(LOCALIZATION, 'hole_boxes=True, resize_float64=True),',
       'hole_boxes=False, resize_float64=True),', T_PARITY,
       "wsolevaluation V2 without the boxes of hole contours"),
-    M("infocam_jax/localization.py", '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="contour_area",',
+    M(LOCALIZATION, '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="contour_area",',
       '(0, 0, 0, 0), False, (0.0, 1.0, 0.01), largest="pixels",', T_PARITY,
       "wsolevaluation largest component by pixel count instead of contour area"),
     # -- issue 27: data rules, each killed by a test that states it ---------------------------
@@ -402,6 +406,19 @@ MUTANTS: list[M] = [
     M(BUILD, "  train = sources[splits[0]]\n", "  train = sources[splits[-1]]\n", T_WIRING,
       "prior (and class counts) taken from the last opened split, not the training split",
       "wiring"),
+    # The wsolevaluation drop-in (issue 22).
+    M(GROUND_TRUTH, "    out = np.trunc(np.stack([b[..., 0] * float(rw) / w,",
+      "    out = np.round(np.stack([b[..., 0] * float(rw) / w,", T_CLI,
+      "GT boxes rounded instead of int()-truncated (resize_bbox)"),
+    M(PXAP, 'idx = np.searchsorted(edges, m.reshape(-1), side="right") - 1',
+      'idx = np.searchsorted(edges, m.reshape(-1), side="left") - 1', T_CLI,
+      "PxAP: a score on a bin edge counted in the lower bin"),
+    M(LOCALIZATION, "    maps = _exact_gray_input(self, maps)\n", "", T_CLI,
+      "float64 maps quantised through float32 (uint8 levels of the float32 value)"),
+    M(LOCALIZATION, "        hi_x = hi_y = np.inf", "        pass", T_CLI,
+      "maps as saved: GT boxes must lie inside the (smaller) map frame"),
+    M(CLI, "    if maps.dtype == np.float64:\n      maps = _gray_as_float32(maps)\n", "", T_CLI,
+      "command line: float64 maps quantised through float32"),
 ]
 
 

@@ -3,7 +3,7 @@ r"""CAM / infoCAM localisation evaluation of a trained backbone (``experiments.w
 One forward pass per batch gives the logits and the feature map; every map
 (CAM, the infoCAM variants, Grad-CAM) is formed from those same features, and
 every (method, protocol) pair streams through its own
-``infocam_jax.localization`` evaluator state. Two baselines go through the
+``infocam_jax.wsol.box_accuracy`` evaluator state. Two baselines go through the
 same evaluators: a centred box (a map whose thresholds give centred boxes of
 every size with the image's aspect ratio) and the full-image box.
 
@@ -60,9 +60,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infocam_jax import boxes as boxes_lib
+from infocam_jax.wsol import boxes as boxes_lib
+from infocam_jax.wsol import ground_truth
 from infocam_jax import cam as cam_lib
-from infocam_jax import localization
+from infocam_jax.wsol import box_accuracy as localization
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +164,9 @@ PAPER_GT_NOTES = {
                   "boxes.legacy_resize_crop_boxes",
     "tiny_legacy": "the official Tiny-ImageNet mis-parse (corner boxes read as x, y, w, h): "
                    "boxes.tiny_imagenet_legacy_boxes",
+    "wsolevaluation": "wsolevaluation's resize_bbox: int(c * resize / W) of the annotation's "
+                      "pixels, sizes (W, H), minus the centre-crop offset: "
+                      "infocam_jax.wsol.ground_truth.protocol_gt_boxes",
 }
 
 
@@ -174,7 +178,15 @@ def gt_boxes(batch: Mapping[str, np.ndarray], transform: str, *, resize_size: in
   norm = np.asarray(batch["bbox_normalized"], np.float64)  # (ymin, xmin, ymax, xmax)
   size = np.asarray(batch["orig_size"], np.float64)[:, None, :]  # (H, W)
   h, w = size[..., 0], size[..., 1]
-  if transform == "cub_legacy":
+  if transform == "wsolevaluation":
+    # The peer's rule on the annotation's integer pixels: int(c * resize / W) (sizes (W, H)),
+    # minus the centre-crop offset (none when resize == crop, wsolevaluation's own setting).
+    xyxy = np.round(np.stack([norm[..., 1] * w, norm[..., 0] * h, norm[..., 3] * w,
+                              norm[..., 2] * h], axis=-1))
+    wh = np.broadcast_to(np.stack([w, h], axis=-1), xyxy.shape[:-1] + (2,))
+    out = ground_truth.protocol_gt_boxes(xyxy, wh, "wsolevaluation", frame=image_size,
+                                      resize=resize_size)
+  elif transform == "cub_legacy":
     xywh = np.stack([norm[..., 1] * w, norm[..., 0] * h, (norm[..., 3] - norm[..., 1]) * w,
                      (norm[..., 2] - norm[..., 0]) * h], axis=-1)
     out = boxes_lib.legacy_resize_crop_boxes(xywh, np.broadcast_to(size, xywh.shape[:-1] + (2,)),
@@ -187,7 +199,9 @@ def gt_boxes(batch: Mapping[str, np.ndarray], transform: str, *, resize_size: in
         np.round(corners), np.broadcast_to(size, corners.shape[:-1] + (2,)), resize_size,
         image_size)
   else:
-    raise ValueError(f"unknown GT transform {transform!r}; expected one of {PAPER_GT[1:]}")
+    raise ValueError(f"unknown GT transform {transform!r}; expected one of "
+                     f"{PAPER_GT[1:] + ('wsolevaluation',)}")
+  out = np.asarray(out, np.float32)
   # Slots without a box hold zeros; keep them well-formed (masked out anyway).
   return np.where(np.asarray(batch["bbox_mask"])[..., None], np.asarray(out, np.float32),
                   0.0).astype(np.float32)
@@ -598,7 +612,10 @@ class Settings:
 
   @property
   def gt_transforms(self) -> dict[str, str]:
-    return {p: (self.paper_gt if p == "paper" else "exact") for p in self.protocols}
+    """GT rule per protocol: the paper's legacy transform, wsolevaluation's ``int()``
+    truncation (:func:`infocam_jax.wsol.ground_truth.protocol_gt_boxes`), else the exact boxes."""
+    rule = {"paper": self.paper_gt, "wsolevaluation": "wsolevaluation"}
+    return {p: rule.get(p, "exact") for p in self.protocols}
 
   def evaluators(self) -> dict[str, localization.BoxAccuracy]:
     return make_evaluators(self.protocols, image_size=self.image_size,

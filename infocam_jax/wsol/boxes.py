@@ -14,7 +14,7 @@ Conventions (everywhere in this package)
   is ``<= 0`` (degenerate boxes). ``clamp=False`` gives the official infoCAM
   formula without the clamp, where two boxes disjoint in *both* axes get a
   positive "intersection" (negative times negative); it exists only to
-  reproduce the paper's protocol (see :mod:`infocam_jax.localization`).
+  reproduce the paper's protocol (see :mod:`infocam_jax.wsol.box_accuracy`).
 * OpenCV's ``boundingRect`` gives ``(x, y, w, h)`` and both reference
   evaluators turn it into ``(x, y, x + w, y + h)``: one pixel wider and taller
   than the inclusive extent. :func:`to_contour_convention` converts.
@@ -26,16 +26,16 @@ largest 8-connected component of ``map > t`` (V1) or of all components (V2),
 with a validity mask (an empty foreground has no box). "Largest" = most
 pixels; ties go to the component whose first pixel in raster order
 (row-major, top-left first) comes first. (The evaluators of
-:mod:`infocam_jax.localization` under the ``"wsolevaluation"`` and ``"paper"``
+:mod:`infocam_jax.wsol.box_accuracy` under the ``"wsolevaluation"`` and ``"paper"``
 protocols use the reference evaluators' rule instead: the largest
 ``cv2.contourArea`` of the outer contour, plus hole contours in V2.)
 
-The engine is private (:mod:`infocam_jax._ccl`): two backends compute the
+The engine is private (:mod:`infocam_jax.wsol.components`): two backends compute the
 same result, ``"numba"`` (one pass over the pixels in decreasing level order
 with a union-find, on the host CPU, threads over the batch; inside ``jit`` via
 ``jax.pure_callback``) and ``"jax"`` (per-threshold data-parallel labelling,
-for GPU/TPU). ``"auto"`` picks numba when JAX's default backend is the CPU,
-jax otherwise.
+for GPU/TPU). ``"auto"`` picks numba on every host (it is the exact engine of
+every protocol of :mod:`infocam_jax.wsol.box_accuracy`).
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infocam_jax import _ccl
+from infocam_jax.wsol import components as _ccl
 from infocam_jax import _checks
-from infocam_jax._ccl import BACKENDS, iou_threshold_array, resolve_backend
+from infocam_jax.wsol.components import BACKENDS, resolve_backend
+from infocam_jax.wsol.conventions import iou_threshold_array
 
 __all__ = ["BACKENDS", "Boxes", "MultiBoxes", "box_area", "box_iou", "boxes_from_maps",
            "iou_levels", "iou_threshold_array", "legacy_resize_crop_boxes", "resize_crop_boxes",
@@ -299,9 +300,9 @@ def boxes_from_maps(maps: chex.Array, thresholds: chex.Array, *, multi_contour: 
       largest first (ties: first pixel in raster order). Components beyond
       are dropped from ``boxes``; ``num_components`` still counts them, so
       ``num_components > max_boxes`` flags a truncation. The accumulators in
-      :mod:`infocam_jax.localization` never truncate: they evaluate every
+      :mod:`infocam_jax.wsol.box_accuracy` never truncate: they evaluate every
       component inside the kernel.
-    backend: ``"auto"`` (numba on a CPU default backend, jax otherwise),
+    backend: ``"auto"`` (numba, on every host),
       ``"numba"`` or ``"jax"``; both give identical results.
     num_threads: numba threads over the batch (default: all usable CPUs).
 

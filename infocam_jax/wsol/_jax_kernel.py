@@ -1,9 +1,9 @@
 """Pure-JAX connected components for batches of thresholded maps (any device).
 
-Private module behind ``backend="jax"`` of :func:`infocam_jax._ccl.component_scan`
-(and so of :func:`infocam_jax.boxes.boxes_from_maps` and the localisation
+Private module behind ``backend="jax"`` of :func:`infocam_jax.wsol.components.component_scan`
+(and so of :func:`infocam_jax.wsol.boxes.boxes_from_maps` and the localisation
 accumulators). It computes exactly what the numba kernel
-(:func:`infocam_jax._ccl_numba.scan_maps`) computes with ``largest="pixels"``
+(:func:`infocam_jax.wsol._numba_kernel.scan_maps`) computes with ``largest="pixels"``
 and without hole boxes -- same components, same tie-breaks, same float32 IoU
 -- but by per-threshold labelling, which parallelises on accelerators:
 
@@ -26,7 +26,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from infocam_jax._ccl import BOX_CONTOUR, BOX_CONTOUR_CLIPPED, BOX_INCLUSIVE, inter_union
+from infocam_jax.wsol.conventions import BOX_CONTOUR, BOX_CONTOUR_CLIPPED, BOX_INCLUSIVE, inter_union
 
 
 def label_components(fg: jax.Array) -> jax.Array:
@@ -132,7 +132,7 @@ def hit_levels(boxes, gt, gt_valid, iou_thr, box_mode, clamp, width, height):
 def scan_levels(levels, q, gt, gt_valid, iou_thr, *, num_levels, want_v1, want_v2, box_mode,
                 clamp, empty_box, max_boxes, chunk):
   """Level images ``[B, H, W]`` and query levels ``[B, T]`` -> the outputs of
-  :func:`infocam_jax._ccl_numba.scan_maps` (``largest="pixels"``, no hole boxes)."""
+  :func:`infocam_jax.wsol._numba_kernel.scan_maps` (``largest="pixels"``, no hole boxes)."""
   del num_levels  # levels are compared directly; kept for the shared signature
   b, h, w = levels.shape
   t = q.shape[1]

@@ -1,8 +1,8 @@
 """Numba kernel: connected components of every threshold of a map in one pass.
 
-Private module behind :func:`infocam_jax.boxes.boxes_from_maps` and the
+Private module behind :func:`infocam_jax.wsol.boxes.boxes_from_maps` and the
 localisation accumulators (``backend="numba"``). Pure NumPy in, NumPy out;
-:func:`infocam_jax._ccl.component_scan` wraps it in ``jax.pure_callback`` so
+:func:`infocam_jax.wsol.components.component_scan` wraps it in ``jax.pure_callback`` so
 it also runs inside ``jax.jit`` on the host CPU.
 
 Problem. Each float map is first normalised and quantised to an integer
@@ -46,7 +46,7 @@ never materialises the boxes.
 
 "IoU >= delta" is decided division free (``inter >= delta * union`` in float32,
 delta rounded down), the same formula as the JAX path
-(:func:`infocam_jax.boxes.iou_levels`), so the backends agree bit for bit.
+(:func:`infocam_jax.wsol.boxes.iou_levels`), so the backends agree bit for bit.
 
 Contour area (``LARGEST_CONTOUR``, the reference evaluators' "largest"). The
 outer contour of an 8-connected component through its boundary pixel centres
@@ -93,7 +93,7 @@ import threading
 import numba
 import numpy as np
 
-from infocam_jax._ccl import (BOX_CONTOUR, BOX_CONTOUR_CLIPPED, BOX_INCLUSIVE, LARGEST_CONTOUR,
+from infocam_jax.wsol.conventions import (BOX_CONTOUR, BOX_CONTOUR_CLIPPED, BOX_INCLUSIVE, LARGEST_CONTOUR,
                               LARGEST_PIXELS, QUANT_CUBEHELIX, QUANT_FLOAT, QUANT_UINT8)
 
 # Ring order of the 8 neighbours: W, NW, N, NE, E, SE, S, SW (dx, dy). W comes
@@ -1124,7 +1124,7 @@ def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lu
     table: int32 ``[256, T]`` query level per map maximum (gray modes).
     lut: uint8 ``[256]`` (QUANT_CUBEHELIX).
     resize_taps: None, or ``(iy, wy, ix, wx)`` from
-      :func:`infocam_jax._ccl.cv2_cubic_taps`: each map is first resized to
+      :func:`infocam_jax.wsol.conventions.cv2_cubic_taps`: each map is first resized to
       ``[len(iy), len(ix)]`` exactly as ``cv2.resize`` of its float64 copy.
     want_v1: compute the largest component's box and area.
     largest: ``LARGEST_PIXELS`` or ``LARGEST_CONTOUR`` (V1).

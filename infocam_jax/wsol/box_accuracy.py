@@ -77,8 +77,8 @@ Every result records the protocol that produced it (``result.protocol``).
   the value depends on batch size and order (``*_pooled`` gives hits /
   images). Default thresholds ``np.arange(0, 1, 0.05)`` (the official
   ``cam_curve`` grid), headline at 0.2. The GT quirks are transforms of the
-  boxes you pass: :func:`infocam_jax.boxes.legacy_resize_crop_boxes` (CUB
-  255/-15) and :func:`infocam_jax.boxes.tiny_imagenet_legacy_boxes` (corner
+  boxes you pass: :func:`infocam_jax.wsol.boxes.legacy_resize_crop_boxes` (CUB
+  255/-15) and :func:`infocam_jax.wsol.boxes.tiny_imagenet_legacy_boxes` (corner
   boxes read as xywh).
 
 Ground-truth boxes must lie in the frame of the maps (``image_size``, or the
@@ -105,9 +105,9 @@ here they give an empty foreground). The jax backend (accelerators) keeps
 the pixel-count "largest", evaluates no hole boxes and resizes in float32
 under every protocol (a warning says so).
 
-Backends: ``backend="numba"`` (default on CPU) runs the one-pass component
+Backends: ``backend="numba"`` (the default, ``"auto"``, on every host) runs the one-pass component
 scan on the host inside the jitted ``update`` (``jax.pure_callback``);
-``backend="jax"`` (default on GPU/TPU) labels every threshold with a
+``backend="jax"`` (only when asked for) labels every threshold with a
 data-parallel algorithm. Both give identical counts (tested).
 """
 
@@ -124,9 +124,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infocam_jax import _ccl
+from infocam_jax.wsol import components as _ccl
 from infocam_jax import _checks
-from infocam_jax import boxes as boxes_lib
+from infocam_jax.wsol import boxes as boxes_lib
 from infocam_jax import cam as cam_lib
 
 Array = jax.Array
@@ -149,7 +149,7 @@ class Protocol:
     quantization: ``"float"`` (``map > t``), ``"uint8"`` (``uint8(255 map) >
       int(t max)``) or ``"cubehelix"`` (the official colour-map gray).
     box_convention: ``"inclusive" | "contour_clipped" | "contour"`` (see
-      :mod:`infocam_jax.boxes`).
+      :mod:`infocam_jax.wsol.boxes`).
     clamp_iou: IoU with ``max(0, ·)`` on the overlap.
     empty_box: box evaluated when the foreground is empty, or None (a miss).
     running_meters: headline Top-1/GT-known Loc are the official running
@@ -315,6 +315,7 @@ class BoxAccuracy:
   backend: str
   num_threads: int | None
   threshold_chunk: int
+  normalize: bool = True
 
   # -- state ------------------------------------------------------------------
 
@@ -368,6 +369,7 @@ class BoxAccuracy:
         (see the module docstring).
     """
     maps, gt_boxes, gt_mask, correct, valid = self._check(maps, gt_boxes, gt_mask, correct, valid)
+    maps = _exact_gray_input(self, maps)
     if _scans_on_host(self, state, maps, gt_boxes, gt_mask, correct, valid):
       out, hw = _scan(self, maps, gt_boxes, gt_mask)
       return _update_from_scan_jit(self, hw, state, out, gt_boxes, gt_mask, correct, valid)
@@ -422,6 +424,10 @@ class BoxAccuracy:
       fh, fw = self.image_size if self.image_size is not None else (h, w)
       mg = self.protocol.gt_margin
       lo_x, lo_y, hi_x, hi_y = -mg * fw, -mg * fh, fw + mg * fw, fh + mg * fh
+      if not self.normalize and self.image_size is None:
+        # Maps as saved (evaluation.py): GT boxes live in their own frame (224 x 224 there),
+        # whatever the maps' size; only non-negative coordinates are required.
+        hi_x = hi_y = np.inf
       out = gm & ((gb[..., 0] < lo_x) | (gb[..., 1] < lo_y) | (gb[..., 2] > hi_x)
                   | (gb[..., 3] > hi_y))
       if out.any():
@@ -433,7 +439,7 @@ class BoxAccuracy:
             f"{where}: under protocol {self.protocol.name!r} coordinates must be in "
             f"x [{lo_x:g}, {hi_x:g}], y [{lo_y:g}, {hi_y:g}]. Boxes must be in the pixel "
             f"coordinates of the {fh}x{fw} frame (e.g. transformed with "
-            "infocam_jax.boxes.resize_crop_boxes).")
+            "infocam_jax.wsol.boxes.resize_crop_boxes).")
     return (maps, gt_boxes, jnp.asarray(gt_mask, jnp.bool_),
             None if correct is None else jnp.asarray(correct, jnp.bool_),
             jnp.asarray(valid, jnp.bool_))
@@ -530,6 +536,28 @@ class BoxAccuracy:
     return self.compute(state)
 
 
+_GRAY_AS_FLOAT32 = ((np.arange(256) + 0.5) / 255.0).astype(np.float32)  # level g -> (g + 0.5) / 255
+
+
+def _exact_gray_input(ev: BoxAccuracy, maps):
+  """float64 maps used as given under the uint8 rule: the gray levels ``uint8(255 m)`` of the
+  float64 values (wsolevaluation's arithmetic), handed to the float32 kernel as the float32
+  values ``(g + 0.5) / 255``, whose levels are ``g`` again. Other inputs pass unchanged."""
+  if (ev.normalize or ev.protocol.quantization != "uint8" or not _checks.is_concrete(maps)
+      or _checks.dtype_of(maps) != np.float64):
+    return maps
+  m = np.asarray(maps)
+  lo, hi = (m.min(), m.max()) if m.size else (0.0, 0.0)
+  if 0.0 <= lo and hi <= 1.0:  # the common case: three passes, no temporaries beyond them
+    return _GRAY_AS_FLOAT32[(m * 255.0).astype(np.uint8)]
+  gray = (np.clip(np.where(np.isnan(m), 0.0, m), 0.0, 1.0) * 255).astype(np.uint8)
+  out = _GRAY_AS_FLOAT32[gray]
+  bad = ~np.isfinite(m)
+  if bad.any():  # NaN and inf pass as themselves (counted as invalid maps, as float32 maps)
+    out[bad] = m[bad].astype(np.float32)
+  return out
+
+
 def _check_bool(x, shape, name):
   if tuple(np.shape(x)) != tuple(shape):
     raise ValueError(f"`{name}` must have shape {list(shape)}, got {tuple(np.shape(x))}.")
@@ -552,7 +580,7 @@ def _scan(ev: BoxAccuracy, maps, gt_boxes, gt_mask):
                                    proto.resize_method)
     h, w = ev.image_size
   out = _ccl.component_scan(
-      maps, ev.cam_thresholds, quantization=proto.quantization, normalize=True,
+      maps, ev.cam_thresholds, quantization=proto.quantization, normalize=ev.normalize,
       resize_to=resize_to, backend=backend, want_v1=ev.v1,
       largest=proto.largest if exact else "pixels",
       gt=gt_boxes if ev.v2 else None, gt_valid=gt_mask, iou_thresholds=ev.iou_thresholds,
@@ -658,7 +686,7 @@ def max_box_accuracy(protocol: str = "clean", *, cam_thresholds: ArrayLike | Non
                      loc_threshold: float | None = None, loc_iou: float = 0.5,
                      image_size: int | Sequence[int] | None = None, v1: bool = True,
                      v2: bool = True, backend: str = "auto", num_threads: int | None = None,
-                     threshold_chunk: int = 16) -> BoxAccuracy:
+                     threshold_chunk: int = 16, normalize: bool = True) -> BoxAccuracy:
   """Builds a streaming MaxBoxAcc / MaxBoxAccV2 / Top-1 Loc / GT-known Loc evaluator.
 
   Args:
@@ -677,10 +705,18 @@ def max_box_accuracy(protocol: str = "clean", *, cam_thresholds: ArrayLike | Non
       are resized to it. None: maps are already in that frame.
     v1, v2: accumulate V1 (largest component) / V2 (all components) counts.
     backend: ``"auto" | "numba" | "jax"`` (see
-      :func:`infocam_jax.boxes.boxes_from_maps`).
+      :func:`infocam_jax.wsol.boxes.boxes_from_maps`).
     num_threads: numba threads (default: all usable CPUs).
     threshold_chunk: thresholds labelled at once by the jax backend (memory grows
       with batch x chunk x H x W; larger is faster on a big GPU).
+    normalize: min-max normalise every map (after any resize), as the
+      protocol prescribes (default). False: maps are used as given, as
+      wsolevaluation's ``evaluation.py`` does with saved score maps (they
+      must then lie in [0, 1]; the "wsolevaluation" protocol reads
+      ``uint8(255 map)`` of the float64 value of the map). With
+      ``image_size=None`` the GT boxes then need not lie inside the maps'
+      frame (evaluation.py compares 224-frame GT boxes with the boxes of maps
+      of any size), only be non-negative.
 
   Returns:
     A :class:`BoxAccuracy` with ``init``, ``update``, ``compute``, ``merge``,
@@ -726,4 +762,4 @@ def max_box_accuracy(protocol: str = "clean", *, cam_thresholds: ArrayLike | Non
                      loc_threshold=float(loc_threshold), loc_iou=float(loc_iou), image_size=size,
                      v1=bool(v1), v2=bool(v2), backend=backend,
                      num_threads=None if num_threads is None else int(num_threads),
-                     threshold_chunk=int(threshold_chunk))
+                     threshold_chunk=int(threshold_chunk), normalize=bool(normalize))

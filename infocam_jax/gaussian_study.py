@@ -117,8 +117,8 @@ def make_data(cfg: Config, dim: int, key: jax.Array) -> dict[str, Data]:
   pool = [max(sum(parts[j][k] for j in range(3)) for parts in sizes.values())
           for k in range(NUM_CLASSES)]
   # Class-conditional draws do not depend on the prior.
-  x, y = GaussianMixture.paper(dim).sample_class_counts(key, pool)
-  x, y = np.asarray(x), np.asarray(y)
+  x_draw, y_draw = GaussianMixture.paper(dim).sample_class_counts(key, pool)
+  x, y = np.asarray(x_draw), np.asarray(y_draw)
   rank = np.empty_like(y)
   for k in range(NUM_CLASSES):
     idx = np.flatnonzero(y == k)

@@ -30,7 +30,7 @@ import os
 
 import numpy as np
 
-from infocam_jax.boxes import iou_levels
+from infocam_jax.wsol.boxes import iou_levels
 from infocam_jax.cam import resize_matrix
 
 __all__ = [

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from infocam_jax.boxes import iou_levels
+from infocam_jax.wsol.boxes import iou_levels
 from infocam_jax.data import cluttered
 from infocam_jax.data import sources
 

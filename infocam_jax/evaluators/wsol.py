@@ -184,20 +184,20 @@ def gt_boxes(batch: Mapping[str, np.ndarray], transform: str, *, resize_size: in
     xyxy = np.round(np.stack([norm[..., 1] * w, norm[..., 0] * h, norm[..., 3] * w,
                               norm[..., 2] * h], axis=-1))
     wh = np.broadcast_to(np.stack([w, h], axis=-1), xyxy.shape[:-1] + (2,))
-    out = ground_truth.protocol_gt_boxes(xyxy, wh, "wsolevaluation", frame=image_size,
-                                      resize=resize_size)
+    out = np.asarray(ground_truth.protocol_gt_boxes(xyxy, wh, "wsolevaluation", frame=image_size,
+                                                    resize=resize_size))
   elif transform == "cub_legacy":
     xywh = np.stack([norm[..., 1] * w, norm[..., 0] * h, (norm[..., 3] - norm[..., 1]) * w,
                      (norm[..., 2] - norm[..., 0]) * h], axis=-1)
-    out = boxes_lib.legacy_resize_crop_boxes(xywh, np.broadcast_to(size, xywh.shape[:-1] + (2,)),
-                                             resize_size, image_size)
+    out = np.asarray(boxes_lib.legacy_resize_crop_boxes(
+        xywh, np.broadcast_to(size, xywh.shape[:-1] + (2,)), resize_size, image_size))
   elif transform == "tiny_legacy":
     # The builder stored inclusive corners as (x0 / W, (x1 + 1) / W): recover the file's numbers.
     corners = np.stack([norm[..., 1] * w, norm[..., 0] * h, norm[..., 3] * w - 1.0,
                         norm[..., 2] * h - 1.0], axis=-1)
-    out = boxes_lib.tiny_imagenet_legacy_boxes(
+    out = np.asarray(boxes_lib.tiny_imagenet_legacy_boxes(
         np.round(corners), np.broadcast_to(size, corners.shape[:-1] + (2,)), resize_size,
-        image_size)
+        image_size))
   else:
     raise ValueError(f"unknown GT transform {transform!r}; expected one of "
                      f"{PAPER_GT[1:] + ('wsolevaluation',)}")

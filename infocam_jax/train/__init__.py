@@ -83,7 +83,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
                                  writers)
   from infocam_jax.train.checkpoint import (CheckpointStore, CorruptCheckpointError,
                                             export_variables, load_best_variables, load_variables)
-  from infocam_jax.train.config import (ConfigMismatchError, TRAIN_SCHEMA, default_train_config,
+  from infocam_jax.train.rundir import ConfigMismatchError
+  from infocam_jax.train.config import (TRAIN_SCHEMA, default_train_config,
                                         extend_schema, validate_config, validate_runtime)
   from infocam_jax.train.loop import (FitResult, evaluate_classification, fit, num_train_steps)
   from infocam_jax.train.optim import (adam_torch, make_optimizer, make_schedule,

@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import jax
 import numpy as np
@@ -87,6 +87,7 @@ def evaluate_classification(par: Any, state: Any, pipeline: BatchPipeline,
   for i in range(pipeline.steps_per_epoch):
     batch = par.shard_batch(step_inputs(pipeline.get_batch(i)))
     total = steps.accumulate(total, step_fn(state, batch))
+  assert total is not None, "an eval pipeline with no batches"
   return steps.finalize_eval(total)
 
 
@@ -208,7 +209,8 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
   head_mask = head_mask_fn(abstract_vars["params"]) if head_mask_fn else None
   tx, lr_fn = optim.optimizer_from_config(config.optimizer, total_steps=total,
                                           steps_per_epoch=spe, head_mask=head_mask)
-  init_fn = lambda: init_train_state(model, tx, rng, tuple(image_shape))
+  shape3 = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
+  init_fn = lambda: init_train_state(model, tx, rng, shape3)
   store, restored, state, start = _restore_or_init(config, workdir, par, init_fn, cfg_dict,
                                                    evaluation_fields, initial_variables)
   echo = echo or io.echo
@@ -353,7 +355,7 @@ def _train_steps(config: Any, par: Any, state: Any, store: Any, writer: MetricWr
     eval_metrics = None
     if do_eval:
       eval_metrics = {f"val/{k}": v for k, v in
-                      evaluate_classification(par, state, eval_data).items()}
+                      evaluate_classification(par, state, eval_data).items()}  # type: ignore[arg-type]
       last_eval = eval_metrics
       writer.write(step, eval_metrics, epoch=round(step / spe, 4))
     stop = preempt.stop_at(step) and step < total
@@ -401,7 +403,7 @@ def with_initial_variables(state: TrainState, variables: Mapping[str, PyTree]) -
       out[name] = current
       continue
     new = variables[name]
-    if jax.tree.structure(new) != jax.tree.structure(current):
+    if jax.tree.structure(new) != jax.tree.structure(current):  # type: ignore[operator]
       raise ValueError(f"initial_variables[{name!r}] does not match the model's {name} tree.")
     for path, a, b in zip(jax.tree_util.tree_leaves_with_path(current),
                           jax.tree.leaves(current), jax.tree.leaves(new)):
@@ -412,10 +414,10 @@ def with_initial_variables(state: TrainState, variables: Mapping[str, PyTree]) -
   return state.replace(**out)
 
 
-def _host_metrics(history: list[Mapping[str, Any]]) -> list[dict[str, float]]:
+def _host_metrics(history: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
   return [{k: float(v) for k, v in h.items()} for h in jax.device_get(history)]
 
 
-def _mean_metrics(history: list[Mapping[str, Any]]) -> dict[str, float]:
+def _mean_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
   host = _host_metrics(history)
   return {k: float(np.mean([h[k] for h in host])) for k in host[0]}

@@ -10,7 +10,7 @@ estimators read the task's exact PMI (from ``z``).
 Neural estimators train the S seeds together: one ``jax.vmap`` over (initialisation key,
 data) inside one ``jax.jit``-compiled ``lax.scan``; the critic with the best objective on a
 held-out ``val_fraction`` of the training sample is kept (checked every ``eval_every``
-steps). Two critics:
+steps); inputs are standardised with the fitting split's mean and std. Two critics:
 
 * ``label``: an MLP x -> R^K, f(x, k) = T(x)_k; expectations over the product of marginals
   enumerate the K classes with their prior weights (only x is sampled).
@@ -104,7 +104,10 @@ def _dense_init(key, fan_in, fan_out):
 def _init_label(key, dim, num_classes, hidden):
   sizes = (dim, *hidden, num_classes)
   keys = jax.random.split(key, len(sizes) - 1)
-  return [_dense_init(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+  layers = [_dense_init(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+  # Zero output layer: every critic starts at f = 0 (the classifier at the prior, 0 nats).
+  layers[-1] = (jnp.zeros_like(layers[-1][0]), layers[-1][1])
+  return layers
 
 
 def _mlp(layers, h):
@@ -272,6 +275,11 @@ def _train_and_read(keys, x, y, xt, yt, lp, *, critic, objective, cfg, num_class
       return jnp.mean(jax.lax.map(lambda a: batch_obj(p, *a), (xs, ys)))
 
   def one_seed(key, xs, ys, xts, yts):
+    # Standardise with the fitting split's per-coordinate mean and std (as bmi does).
+    mu = jnp.mean(xs[:n_fit], 0)
+    sd = jnp.std(xs[:n_fit], 0)
+    sd = jnp.where(sd > 0, sd, 1.0)
+    xs, xts = (xs - mu) / sd, (xts - mu) / sd
     xf, yf, xv, yv = xs[:n_fit], ys[:n_fit], xs[n_fit:], ys[n_fit:]
     k_init, k_train = jax.random.split(key)
     params = init(k_init)

@@ -536,7 +536,10 @@ def student(nu: float = 1.0, dim: int = 2, num_classes: int = 10, separation: fl
 
 def zipf_prior(num_classes: int, exponent: float = 1.0) -> np.ndarray:
   """p_k proportional to 1 / k^exponent, k = 1..K."""
-  w = 1.0 / np.arange(1, _check_num_classes(num_classes) + 1) ** float(exponent)
+  if not math.isfinite(float(exponent)):
+    raise ValueError(f"`exponent` must be finite, got {exponent!r}.")
+  log_w = -float(exponent) * np.log(np.arange(1, _check_num_classes(num_classes) + 1))
+  w = np.exp(log_w - log_w.max())
   return w / w.sum()
 
 

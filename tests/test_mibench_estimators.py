@@ -83,6 +83,7 @@ def test_smile_clipping_breaks_the_bound_once_log_k_exceeds_tau():
   assert float(est.estimate[0]) > mean_pmi + 0.3
 
 
+@pytest.mark.slow
 def test_seeds_trained_together_equal_seeds_trained_alone():
   task = T.gaussian_paper(dim=1)
   train, test = _data(task, 2, 400, 200)
@@ -94,6 +95,7 @@ def test_seeds_trained_together_equal_seeds_trained_alone():
   np.testing.assert_allclose(both["classifier"][0][1], alone["classifier"][0][0], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_trained_classifier_is_a_lower_bound_close_to_the_truth():
   task = T.gaussian_paper(dim=1)
   truth = float(task.mutual_information(jax.random.key(5), 50_000).estimate)
@@ -108,6 +110,7 @@ def test_trained_classifier_is_a_lower_bound_close_to_the_truth():
   np.testing.assert_array_equal(res["classifier"].estimate, res["infonce/label"].estimate)
 
 
+@pytest.mark.slow
 def test_concat_training_runs_all_bounds_and_returns_finite_values():
   task = T.gaussian_paper(dim=1)
   train, test = _data(task, 2, 300, 128)
@@ -119,12 +122,13 @@ def test_concat_training_runs_all_bounds_and_returns_finite_values():
   assert np.all(res["infonce/concat"].estimate <= math.log(CFG.batch_size) + 1e-5)
 
 
+@pytest.mark.slow
 def test_gaussian_plugin_recovers_a_gaussian_task():
   task = T.many_classes(num_classes=10, dim=5, separation=3.0)
   train, test = _data(task, 2, 5000, 2000)
   mean_pmi = np.asarray(task.pmi(test).mean(-1))
   est = E.estimate("gaussian_lda", task, train, test, None)
-  np.testing.assert_allclose(est.estimate, mean_pmi, atol=4 * est.stderr.max() * 0 + 0.03)
+  np.testing.assert_allclose(est.estimate, mean_pmi, atol=0.03)  # plug-in error at n=5000
   qda = E.estimate("gaussian_qda", T.concentric(dim=3, num_classes=5), *_data(
       T.concentric(dim=3, num_classes=5), 1, 5000, 2000), None)
   assert abs(float(qda.estimate[0]) - 0.457) < 4 * float(qda.stderr[0]) + 0.03

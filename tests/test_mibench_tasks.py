@@ -114,10 +114,13 @@ def test_transforms_are_invertible_and_leave_the_truth_unchanged(kind):
   np.testing.assert_allclose(task.invert(s.x), s.z, rtol=1e-3, atol=1e-3)
   # The PMI read from the recovered latent equals the sample's exact PMI.
   np.testing.assert_allclose(task.pmi(s._replace(z=task.invert(s.x))), task.pmi(s), atol=1e-3)
-  # Same latent law, same key: the MC truth is identical to the base task's.
-  assert float(task.mutual_information(KEY, 20_000).estimate) == pytest.approx(
-      float(base.mutual_information(KEY, 20_000).estimate), abs=1e-6)
-  np.testing.assert_array_equal(base.sample(KEY, 256).z, s.z)
+  # Same latent law, same key: the latents and the exact PMI are the base task's.
+  b = base.sample(KEY, 256)
+  np.testing.assert_array_equal(b.z, s.z)
+  np.testing.assert_allclose(base.pmi(b), task.pmi(s), atol=1e-6)
+  if kind == "half_cube":  # and so is the MC truth (one kind suffices: same code path)
+    assert float(task.mutual_information(KEY, 20_000).estimate) == pytest.approx(
+        float(base.mutual_information(KEY, 20_000).estimate), abs=1e-6)
 
 
 def test_image_rendering_is_injective():
@@ -128,6 +131,7 @@ def test_image_rendering_is_injective():
   np.testing.assert_allclose(h, s.z + 0.5 * jnp.tanh(s.z), atol=2e-3)
 
 
+@pytest.mark.slow
 def test_product_labels_add_exactly():
   a, b = T.concentric(dim=3, num_classes=5), T.gaussian_paper(dim=1)
   task = T.Product("p", a, b)
@@ -136,9 +140,9 @@ def test_product_labels_add_exactly():
   pa = a.pmi(T.Sample(s.x[:, :3], y1, s.z[:, :3]))
   pb = b.pmi(T.Sample(s.x[:, 3:], y2, s.z[:, 3:]))
   np.testing.assert_allclose(task.pmi(s), pa + pb, atol=1e-4)
-  ia, ib = a.mutual_information(jax.random.key(1), 50_000), b.mutual_information(
-      jax.random.key(2), 50_000)
-  ip = task.mutual_information(jax.random.key(3), 50_000)
+  ia, ib = a.mutual_information(jax.random.key(1), 20_000), b.mutual_information(
+      jax.random.key(2), 20_000)
+  ip = task.mutual_information(jax.random.key(3), 20_000)
   se = math.sqrt(float(ia.stderr)**2 + float(ib.stderr)**2 + float(ip.stderr)**2)
   assert abs(float(ip.estimate) - float(ia.estimate) - float(ib.estimate)) <= 4 * se + 1e-3
   assert task.label_entropy == pytest.approx(a.label_entropy + b.label_entropy)

@@ -67,7 +67,8 @@ def host_cpu() -> dict[str, Any]:
 
   ``isa`` is the widest x86 vector extension the CPU reports (``"avx512"``,
   ``"avx2"``, ...; ``platform.machine()`` elsewhere), ``amx`` whether it has
-  AMX tiles, ``xla_flags`` the ``XLA_FLAGS`` in force (they change the code
+  AMX tiles, ``cores`` the cores this process may run on (XLA sizes its thread
+  pool, and so its reduction order, by them), ``xla_flags`` the ``XLA_FLAGS`` in force (they change the code
   path too). Two runs of the same training can differ in their last digits when
   any of these differ: the results files carry this record so that every table
   can name its machine.
@@ -90,7 +91,8 @@ def host_cpu() -> dict[str, Any]:
   isa = next((name for name, flag in (("avx512", "avx512f"), ("avx2", "avx2"), ("avx", "avx"),
                                       ("sse4_2", "sse4_2")) if flag in cpu_flags),
              platform.machine())
-  return {"model": model, "isa": isa, "amx": "amx_tile" in cpu_flags, "cores": os.cpu_count(),
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return {"model": model, "isa": isa, "amx": "amx_tile" in cpu_flags, "cores": cores,
           "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 

@@ -162,7 +162,8 @@ def machine_line(records: Sequence[Mapping[str, Any]]) -> str:
       text = "machine not recorded"
     else:
       isa = {"avx512": "AVX-512", "avx2": "AVX2"}.get(m["isa"], m["isa"])
-      text = (f"{m['model']} ({isa}{', AMX' if m.get('amx') else ''}, {m['cores']} cores"
+      cores = f"{m['cores']} core{'' if m['cores'] == 1 else 's'}"
+      text = (f"{m['model']} ({isa}{', AMX' if m.get('amx') else ''}, {cores}"
               f"{', XLA_FLAGS=' + m['xla_flags'] if m['xla_flags'] else ''}), jax {m['jax']}")
     created = str(r.get("created", ""))[:10]
     text += f", {created}" if created else ""

@@ -50,7 +50,7 @@ def test_every_documented_table_is_rendered_from_its_recorded_files(doc, kind, p
 def test_every_documented_table_names_its_machine(doc, kind, paths, body):
   first = body.splitlines()[0]
   assert first.startswith("Machine: ") and "not recorded" not in first, (doc, kind, first)
-  assert " cores" in first and "jax " in first, first
+  assert " core" in first and "jax " in first, first
 
 
 def _smoke_record():

@@ -29,8 +29,12 @@ USER = textwrap.dedent("""
 
 
 def _mypy(*args: str, cwd: str) -> subprocess.CompletedProcess:
+  # MYPYPATH: mypy cannot see through setuptools' editable-install import hook (the project is
+  # installed with `pip install -e`), and pyproject's ignore_missing_imports would then turn
+  # every name into Any silently.
+  env = dict(os.environ, MYPYPATH=REPO)
   return subprocess.run([sys.executable, "-m", "mypy", "--cache-dir",
-                         os.path.join(REPO, ".mypy_cache"), *args], cwd=cwd,
+                         os.path.join(REPO, ".mypy_cache"), *args], cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=600)
 
 

@@ -113,7 +113,7 @@ def summary_table(task_recs: Sequence[Mapping[str, Any]], estimators: Sequence[s
     by = {r["estimator"]: r for r in t["rows"]}
     rmses = {e: by[e]["rmse"] for e in shown if e in by and by[e]["rmse"] is not None
              and not by[e]["diverged"]}
-    best = min(rmses, key=rmses.get) if rmses else None
+    best = min(rmses, key=lambda e: rmses[e]) if rmses else None
     cells = []
     for e in shown:
       r = by.get(e)

@@ -87,6 +87,9 @@ def test_compare_fresh_is_exact_on_the_recording_machine_and_by_shape_elsewhere(
   rec = _smoke_record()
   key = ("wsol_run", ["runs/smoke_wsol"])
   assert doc_tables.compare_fresh(*key, [copy.deepcopy(rec)]) == "exact"
+  later = copy.deepcopy(rec)
+  later["created"] = "2031-01-01T00:00:00+0000"  # the same machine on another day
+  assert doc_tables.compare_fresh(*key, [later]) == "exact"
   moved = copy.deepcopy(rec)
   protocol = moved["primary_protocol"]
   moved["protocols"][protocol]["cam"]["max_box_acc"] += 1.25  # another number, same machine

@@ -146,7 +146,8 @@ def test_learning_rate_schedule():
   lr = lambda s: float(schedule(jnp.int32(s), jnp.int32(10), jnp.int32(110), 1e-3, 0.01))
   assert lr(0) == pytest.approx(1e-4) and lr(9) == pytest.approx(1e-3)
   assert lr(10) == pytest.approx(1e-3) and lr(60) == pytest.approx(0.5 * (1e-3 + 1e-5))
-  assert lr(110) == pytest.approx(1e-5) and lr(500) == pytest.approx(1e-5)
+  # cos(pi) is XLA's own polynomial: its last bits may differ by CPU and math flags.
+  assert lr(110) == pytest.approx(1e-5, rel=1e-5) and lr(500) == pytest.approx(1e-5, rel=1e-5)
 
 
 def test_mlp_architecture():

@@ -24,8 +24,10 @@ suite compares a fresh run with a recorded table exactly only on the machine
 that recorded it (``same_machine``) and by shape elsewhere (``table_shape``).
 
 Kinds: ``wsol_seeds`` (run directories of ``experiments.wsol``, one per seed,
-mean ± std), ``wsol_run`` (one run directory), ``pc_softmax`` (a
-``results.json``), ``synthetic_mi`` (a results JSON).
+mean ± std), ``wsol_run`` (one run directory), ``wsol_findings`` (run
+directories of one recipe on any seeds and machines: the range of each paired
+comparison that README and BUILD_NOTES state, and in how many runs it holds),
+``pc_softmax`` (a ``results.json``), ``synthetic_mi`` (a results JSON).
 """
 
 from __future__ import annotations
@@ -93,6 +95,45 @@ def wsol_table(runs: Sequence[Mapping[str, Any]], protocol: str = "") -> str:
              for r in runs]
         cells.append(_common.pm(_common.seed_stat(d), 1))
       lines.append(f"| {_method_title(m)} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+#: The paired comparisons (a - b, same run) behind the WSOL findings, in documentation order.
+WSOL_COMPARISONS = (("infocam", "cam"), ("infocam_min", "cam"), ("infocam_same", "cam"),
+                    ("infocam_min_same", "cam"), ("infocam_min", "infocam"),
+                    ("cam_region", "infocam"), ("grad_cam", "cam"), ("infocam", "infocam_same"),
+                    ("infocam_min", "infocam_min_same"))
+FINDING_METRICS = WSOL_COLUMNS[:3]
+
+
+def paired_differences(runs: Sequence[Mapping[str, Any]], a: str, b: str, metric: str,
+                       protocol: str = "") -> list[float]:
+  """``a - b`` of one test metric in each run (percentage points), runs where both exist."""
+  out = []
+  for r in runs:
+    p = r["protocols"][protocol or r["primary_protocol"]]
+    if a in p and b in p and p[a][metric] is not None and p[b][metric] is not None:
+      out.append(p[a][metric] - p[b][metric])
+  return out
+
+
+def wsol_findings_table(runs: Sequence[Mapping[str, Any]]) -> str:
+  """Per paired comparison: its smallest and largest value over the runs, and how many are > 0.
+
+  The runs are one recipe on several seeds and machines (or CPU code-path
+  variations); a comparison is a finding only where its sign holds in every run.
+  """
+  lines = [f"{runs[0]['primary_protocol']} protocol, test split, paired difference a − b in "
+           f"each of {len(runs)} runs (percentage points): smallest … largest (runs with a > b):",
+           "", "| a − b | " + " | ".join(h for _, h in FINDING_METRICS) + " |",
+           "|---|" + "---|" * len(FINDING_METRICS)]
+  for a, b in WSOL_COMPARISONS:
+    cells = []
+    for k, _ in FINDING_METRICS:
+      d = paired_differences(runs, a, b, k)
+      cells.append(f"{min(d):+.1f} … {max(d):+.1f} ({sum(x > 0 for x in d)}/{len(d)})"
+                   if d else "-")
+    lines.append(f"| {_method_title(a)} − {_method_title(b)} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 
@@ -182,6 +223,8 @@ def render_records(kind: str, records: Sequence[Mapping[str, Any]]) -> str:
   """The table of ``kind`` from loaded result records, opening with their machine line."""
   if kind in ("wsol_seeds", "wsol_run"):
     table = wsol_table(records)
+  elif kind == "wsol_findings":
+    table = wsol_findings_table(records)
   else:
     renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
         "pc_softmax": pc_softmax_table, "synthetic_mi": synthetic_mi_table}

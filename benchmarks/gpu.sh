@@ -14,6 +14,7 @@
 # Overrides (the test suite runs this script on CPU with tiny values):
 #   GPU_BENCH_MODELS="resnet50@224:256 resnet18@64:512"  GPU_BENCH_PRECISIONS=bf16,fp32
 #   GPU_BENCH_FRAMEWORKS=jax,torch  GPU_BENCH_STEPS=20  GPU_BENCH_WARMUP=3
+#   GPU_BENCH_TIMEOUT_S=150 (per section)  GPU_BENCH_DEADLINE_S=250 (all sections)
 set -u
 export PYTHONUNBUFFERED=1
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
@@ -38,13 +39,13 @@ except Exception as e:
   print("jax devices: error", e)
 PYEOF
 
-echo "== training step (sections in priority order; deadline 250 s)"
+echo "== training step (sections in priority order; deadline ${GPU_BENCH_DEADLINE_S:-250} s)"
 # bf16 first: the headline number. torch+compile is left out (its compile takes minutes).
 # shellcheck disable=SC2086  # GPU_BENCH_MODELS is a list of words
 $PY benchmarks/train_step.py \
     --models ${GPU_BENCH_MODELS:-resnet50@224:256 resnet18@64:512} \
     --precisions "${GPU_BENCH_PRECISIONS:-bf16,fp32}" --frameworks "${GPU_BENCH_FRAMEWORKS:-jax,torch}" \
-    --steps "${GPU_BENCH_STEPS:-20}" --warmup "${GPU_BENCH_WARMUP:-3}" --timeout 150 --deadline-s 250 --json 2>&1 \
+    --steps "${GPU_BENCH_STEPS:-20}" --warmup "${GPU_BENCH_WARMUP:-3}" --timeout "${GPU_BENCH_TIMEOUT_S:-150}" --deadline-s "${GPU_BENCH_DEADLINE_S:-250}" --json 2>&1 \
   || echo "(train_step.py exited with an error)"
 
 echo "== done in $(( $(date +%s) - start )) s"

@@ -31,7 +31,7 @@ WSOL_CLAIMS = [
      "CAM+region is within a point of infoCAM on MaxBoxAcc and MaxBoxAccV2 in every run"),
     ("cam_region", "infocam", (TOP1_LOC_VAL,), "within 1.5",
      "... and within 1.5 points on the validation-chosen Top-1 Loc"),
-    ("grad_cam", "cam", ALL, "within 1.5", "Grad-CAM stays within 1.5 points of CAM"),
+    ("grad_cam", "cam", ALL, "within 2.0", "Grad-CAM stays within 2 points of CAM"),
     ("infocam", "infocam_same", (MAX_BOX_ACC,), "both signs",
      "which padding is better does not hold: its sign changes between runs"),
     ("infocam_min", "infocam_min_same", (MAX_BOX_ACC,), "both signs",

@@ -53,10 +53,10 @@ from typing import Any
 import numpy as np
 
 from infocam_jax import plotting
+from infocam_jax import seeds as seed_rule
 from infocam_jax.evaluators import classification
 from infocam_jax.train import build
 
-from experiments import _common
 
 
 OBJECTIVES = ("softmax", "pc_softmax")
@@ -64,7 +64,7 @@ OBJECTIVES = ("softmax", "pc_softmax")
 _SCALARS = ("accuracy", "mean_per_class_accuracy", "minority_class_accuracy",
             "majority_class_accuracy", "loss")
 _GROUPS = _SCALARS[:4]
-stat = _common.seed_stat
+stat = seed_rule.stat
 
 
 def aggregate_split(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -118,8 +118,8 @@ def aggregate(config: Any, data: build.Data, runs: Mapping[tuple[str, int], Mapp
   if set(OBJECTIVES) <= set(objectives):
     diff = {}
     for sp in splits:
-      pairs = lambda k: zip(*[[runs[(o, s)]["splits"][sp][k] for s in seeds] for o in OBJECTIVES])
-      diff[sp] = {k: stat([None if a is None or b is None else b - a for a, b in pairs(k)])
+      per = lambda o, k: [runs[(o, s)]["splits"][sp][k] for s in seeds]
+      diff[sp] = {k: seed_rule.paired_differences(per("pc_softmax", k), per("softmax", k))
                   for k in _GROUPS}
     out["difference_pc_minus_softmax"] = dict(diff[primary], splits=diff)
   return out
@@ -163,7 +163,7 @@ def markdown_table(results: Mapping[str, Any], split: str | None = None) -> str:
   """The results of one test split as a markdown table (mean ± std over seeds)."""
   split = split or results["test_split"]
   n = len(results["seeds"])
-  pm = _common.pm
+  pm = seed_rule.pm
   lines = [f"Test split {split!r} of {results['dataset']} ({n} seed{'s' * (n != 1)}; mean ± std "
            "over seeds; accuracies in %, MI in nats, estimate of I(X;Y) under the training "
            f"prior, H(Y) = {results['entropy_train_prior_nats']:.3f}):", "",

@@ -55,7 +55,6 @@ the paired PC-softmax − softmax differences.
 
 from __future__ import annotations
 
-import math
 import os
 import resource
 import time
@@ -71,9 +70,9 @@ from infocam_jax import io
 from infocam_jax.evaluators import classification
 from infocam_jax.train import config as config_lib
 from infocam_jax.train import build, rundir
+from infocam_jax.train import workers as _workers
 
 from experiments import _pc_softmax_results as report
-from experiments import _workers
 from experiments import _common
 
 
@@ -85,21 +84,6 @@ RESULTS_FILE = "results.json"
 EXIT_INTERRUPTED = _common.EXIT_INTERRUPTED
 RunInterrupted = _common.Interrupted
 _F = config_lib.Field
-
-
-def _float_tuple(v: Any) -> str | None:
-  if not v or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
-    return f"must be a non-empty sequence of numbers, got {v!r}"
-  if not all(math.isfinite(float(x)) for x in v):
-    return f"must be finite, got {v!r}"
-  return None
-
-
-def _positive_tuple(v: Any) -> str | None:
-  problem = _float_tuple(v)
-  if problem is None and any(float(x) <= 0 for x in v):
-    return f"must be > 0, got {v!r}"
-  return problem
 
 
 #: The experiment's config schema: the engine's plus the fields below.
@@ -128,8 +112,9 @@ SCHEMA = config_lib.extend_schema(config_lib.TRAIN_SCHEMA, {
     },
     "data": {
         "channels": _F(config_lib.INT, "network input channels.", choices=(1, 3)),
-        "mean": _F((tuple, list), "per-channel mean (0-1 scale).", _float_tuple),
-        "std": _F((tuple, list), "per-channel std (0-1 scale).", _positive_tuple),
+        "mean": _F((tuple, list), "per-channel mean (0-1 scale).", config_lib.number_tuple()),
+        "std": _F((tuple, list), "per-channel std (0-1 scale).",
+                  config_lib.number_tuple(positive=True)),
         "flip": _F(config_lib.BOOL, "random horizontal flips in training (off for digits)."),
         "random_crop": _F(config_lib.BOOL, "random crops (resize_size -> image_size) in training."),
     },
@@ -317,7 +302,7 @@ def execute_run(config: Any, workdir: str, data: build.Data, objective: str, see
   return rec
 
 
-# -- worker processes (experiments/_workers.py: clean stop, no orphans) ------------
+# -- worker processes (infocam_jax/train/workers.py: clean stop, no orphans) ------------
 
 
 def _worker_run(config_dict: dict[str, Any], workdir: str, objective: str, seed: int, tag: str,

@@ -63,8 +63,8 @@ from infocam_jax import io
 from infocam_jax.gaussian_study import (Config, class_counts, eval_counts,  # pylint: disable=unused-import
                                         make_data, study_functions, train_model)
 from infocam_jax.train import config as config_lib
+from infocam_jax.train import workers as _workers
 
-from experiments import _workers
 from experiments import _common
 from experiments.configs import synthetic_mi as configs
 
@@ -73,40 +73,23 @@ TARGET_NATS = 0.01
 
 
 DEFAULT_CONFIG = os.path.join(_common.CONFIG_DIR, "synthetic_mi.py")
-def _int_list(v: str) -> str | None:
-  try:
-    out = [int(x) for x in str(v).split(",") if x.strip()]
-  except ValueError:
-    return f"expected comma-separated integers, got {v!r}"
-  return None if out and min(out) >= 1 else f"expected positive integers, got {v!r}"
-
-
-def _subset(choices: Sequence[str]):
-  def check(v: str) -> str | None:
-    out = [x.strip() for x in str(v).split(",") if x.strip()]
-    if not out or set(out) - set(choices) or len(set(out)) != len(out):
-      return f"expected a comma-separated subset of {list(choices)}, got {v!r}"
-    return None
-  return check
-
-
 def _schema() -> dict[str, Any]:
   F, at_least = config_lib.Field, config_lib.at_least
   positive = lambda v: None if v > 0 else f"must be > 0, got {v!r}"
   return {
       "quick": F((bool,), "quick variant (fewer samples/epochs); marked in the results."),
       "seed": F((int,), "PRNG seed of data, initialisation and order.", at_least(0)),
-      "dims": F((str,), "input dimensions d, comma-separated.", _int_list),
+      "dims": F((str,), "input dimensions d, comma-separated.", config_lib.int_list),
       "settings": F((str,), "'balanced', 'imbalanced' or both, comma-separated.",
-                    _subset(("balanced", "imbalanced"))),
+                    config_lib.subset(("balanced", "imbalanced"))),
       "objectives": F((str,), "'softmax', 'pc_softmax' or both, comma-separated.",
-                      _subset(("softmax", "pc_softmax"))),
+                      config_lib.subset(("softmax", "pc_softmax"))),
       "train_per_class": F((int,), "balanced training examples per class (imbalanced: x "
                            "(1..5)/2).", at_least(1)),
       "eval_fraction": F((float,), "validation/test size per class relative to training.",
                          lambda v: None if 0 < v <= 1 else f"must lie in (0, 1], got {v!r}"),
       "mc_samples": F((int,), "Monte-Carlo draws of the true MI.", at_least(2)),
-      "hidden_sizes": F((str,), "MLP widths, comma-separated.", _int_list),
+      "hidden_sizes": F((str,), "MLP widths, comma-separated.", config_lib.int_list),
       "epochs": F((int,), "training epochs.", at_least(1)),
       "batch_size": F((int,), "minibatch size.", at_least(1)),
       "learning_rate": F((float,), "peak Adam learning rate.", positive),

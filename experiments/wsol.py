@@ -26,8 +26,10 @@ its own results, curves, figures and config, unless ``--overwrite``.
 
 The library does the work: ``infocam_jax.train.build`` (data, model, weights,
 which checkpoint), ``infocam_jax.train.fit`` and
-``infocam_jax.evaluators.wsol`` (methods, protocols, thresholds chosen on
-validation, the ``results.json`` record and its schema, figures).
+``infocam_jax.evaluators.wsol`` (the maps of every method through the box
+metric of every protocol); ``experiments/_wsol_results.py`` holds this
+experiment's record (thresholds chosen on validation, summaries, curves,
+figures, ``results.json``).
 """
 
 from __future__ import annotations
@@ -42,11 +44,11 @@ from absl import flags
 
 from infocam_jax import train as engine
 from infocam_jax import io
-from infocam_jax.evaluators import wsol as wsol_eval
 from infocam_jax.train import config as config_lib
 from infocam_jax.train import build, rundir
 
 from experiments import _common
+from experiments import _wsol_results as records
 
 
 DEFAULT_CONFIG = os.path.join(_common.CONFIG_DIR, "default.py")
@@ -58,17 +60,11 @@ EVALUATION_FIELDS = frozenset({"wsol.*"})
 def _names_check(known, field):
   def check(v):
     try:
-      wsol_eval.parse_names(v, known, field)
+      records.parse_names(v, known, field)
     except ValueError as e:
       return str(e).split(": ", 1)[1]
     return None
   return check
-
-
-def _in_range(lo, hi, closed_hi=False):
-  ok = (lambda v: lo <= v <= hi) if closed_hi else (lambda v: lo <= v < hi)
-  bracket = "]" if closed_hi else ")"
-  return lambda v: None if ok(v) else f"must lie in [{lo}, {hi}{bracket}, got {v!r}"
 
 
 # The experiment's additions to the engine's schema.
@@ -82,29 +78,29 @@ SCHEMA = config_lib.extend_schema(config_lib.TRAIN_SCHEMA, {
     },
     "wsol": {
         "methods": Field((str,), "maps to evaluate, comma-separated.",
-                         _names_check(tuple(wsol_eval.METHODS), "methods")),
+                         _names_check(tuple(records.METHODS), "methods")),
         "protocols": Field((str,), "evaluation protocols, comma-separated (first = primary).",
-                           _names_check(wsol_eval.PROTOCOLS, "protocols")),
+                           _names_check(records.PROTOCOLS, "protocols")),
         "region_size": Field((int,), "infoCAM region-sum window k (paper: 4 on CUB's 14x14, "
                              "3 on Tiny's 4x4 maps).", config_lib.at_least(1)),
         "loc_threshold": Field((float, int), "map threshold of the fixed-threshold Top-1 / "
-                               "GT-known Loc (official 0.2).", _in_range(0.0, 1.0)),
+                               "GT-known Loc (official 0.2).",
+                               config_lib.in_range(0.0, 1.0, hi_open=True)),
         "threshold_step": Field((float,), "threshold grid step of clean/wsolevaluation (the "
                                 "paper protocol uses the official 0.05 grid).",
-                                lambda v: None if 0.0 < v <= 0.5 else
-                                f"must lie in (0, 0.5], got {v!r}"),
+                                config_lib.in_range(0, 0.5, lo_open=True)),
         "checkpoint": Field((str,), "'last' or 'best' (keep-best by best_metric on the "
                             "validation split).", choices=build.CHECKPOINT_RULES),
         "paper_gt": Field((str,), "GT boxes of the paper protocol: 'auto' (CUB: official "
                           "transform, Tiny-ImageNet: official mis-parse, else exact).",
-                          choices=wsol_eval.PAPER_GT),
+                          choices=records.PAPER_GT),
         "num_figure_images": Field((int,), "test images in the localisation grid (0: none).",
-                                   _in_range(0, 64, closed_hi=True)),
+                                   config_lib.in_range(0, 64)),
         "official_method": Field((str,), "the method the official script's CAM flags evaluate "
                                  "('' = none): compared with paper_top1_loc.",
-                                 choices=("", *wsol_eval.METHODS)),
+                                 choices=("", *records.METHODS)),
         "paper_top1_loc": Field((float, int), "the paper's Top-1 Loc for this run (0 = none).",
-                                _in_range(0, 100, closed_hi=True)),
+                                config_lib.in_range(0, 100)),
     },
 })
 
@@ -138,7 +134,7 @@ def evaluate(config: Any, workdir: str, data: build.Data, *, outdir: str | None 
   if not d.eval_split or not d.test_split:
     raise _common.UsageError("The WSOL evaluation needs config.data.eval_split (threshold "
                              "selection) and config.data.test_split (reported numbers).")
-  settings = wsol_eval.Settings.from_config(config, data.name)
+  settings = records.Settings.from_config(config, data.name)
   model, variables, selection = build.load_for_evaluation(
       workdir, w.checkpoint, best_metric=config.best_metric, best_mode=config.best_mode,
       eval_split=d.eval_split, eval_every_steps=config.eval_every_steps)
@@ -148,12 +144,12 @@ def evaluate(config: Any, workdir: str, data: build.Data, *, outdir: str | None 
             f"protocols {', '.join(settings.protocols)}, checkpoint: {selection['checkpoint']} "
             f"(step {selection['step']}).")
   pipe = lambda split: build.make_pipeline(config, data.sources[split], train=False, shard=False)
-  ev = wsol_eval.evaluate(model, variables, pipe(d.eval_split), pipe(d.test_split), settings,
+  ev = records.evaluate(model, variables, pipe(d.eval_split), pipe(d.test_split), settings,
                           class_prior=data.prior, num_classes=data.num_classes,
                           splits=(d.eval_split, d.test_split),
                           progress=bool(config.progress_bar) and primary)
   tf, cf = time.time(), time.process_time()
-  figures = (wsol_eval.write_figures(outdir, ev.val, ev.test, ev.summary, ev.evaluators,
+  figures = (records.write_figures(outdir, ev.val, ev.test, ev.summary, ev.evaluators,
                                      settings.methods, settings.image_size) if primary else [])
   timings.update(eval_val_s=ev.val.wall_s, eval_val_cpu_s=ev.val.cpu_s, eval_test_s=ev.test.wall_s,
                  eval_test_cpu_s=ev.test.cpu_s, figures_s=time.time() - tf,
@@ -171,7 +167,7 @@ def evaluate(config: Any, workdir: str, data: build.Data, *, outdir: str | None 
   dataset = {"name": data.name, "train_split": d.train_split, "val_split": d.eval_split,
              "test_split": d.test_split, "num_classes": data.num_classes}
   results = {"experiment": "wsol", "mode": mode,
-             **wsol_eval.results_record(ev, settings, selection=selection, dataset=dataset,
+             **records.results_record(ev, settings, selection=selection, dataset=dataset,
                                         official_method=w.official_method,
                                         paper_top1_loc=w.paper_top1_loc),
              "seed": int(config.seed), "config": config_lib.to_dict(config),
@@ -181,13 +177,13 @@ def evaluate(config: Any, workdir: str, data: build.Data, *, outdir: str | None 
              "curves_file": "curves.json", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
   if primary:
     io.write_json(os.path.join(outdir, "curves.json"),
-                  wsol_eval.curves(ev.val, ev.test, ev.evaluators), indent=1)
+                  records.curves(ev.val, ev.test, ev.evaluators), indent=1)
     io.write_json(os.path.join(outdir, "results.json"), results, indent=1)
     if outdir == workdir:
       writer = engine.MetricWriter(workdir, enabled=True, tensorboard=False, echo=lambda s: None)
-      writer.write(int(selection["step"]), wsol_eval.headline_metrics(results))
+      writer.write(int(selection["step"]), records.headline_metrics(results))
       writer.close()
-    io.echo(wsol_eval.report(results, outdir))
+    io.echo(records.report(results, outdir))
   return results
 
 

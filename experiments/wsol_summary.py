@@ -12,9 +12,9 @@ mean ± sample standard deviation (ddof=1) over the runs of the test-split
 metrics (percent), and the per-seed paired difference of each method minus
 ``--reference`` (``cam`` by default). The runs must share their config except
 for the seed (checked; pass ``--allow_different_configs`` to compare anyway).
-Statistics over seeds follow the one rule of every experiment
-(``experiments._common.seed_stat``: a metric a run could not compute is left
-out and counted as missing). Unlike the experiments this tool takes no config
+Statistics over seeds follow the one rule of every table
+(``infocam_jax.seeds``: a metric a run could not compute is left out and
+counted as missing). Unlike the experiments this tool takes no config
 file, only run directories, so it keeps a plain argparse command line.
 """
 
@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infocam_jax import io
+from infocam_jax import seeds
 
 from experiments import _common
 
@@ -38,7 +39,7 @@ HEADERS = ("Top-1 Cls", "Top-1 Loc@.2", "GT-k Loc@.2", "MaxBoxAcc*", "MaxBoxAccV
            "Top-1 Loc@val", "BoxAcc@val", "BoxAccV2@val")
 
 
-stat = _common.seed_stat
+stat, _pm = seeds.stat, lambda s: seeds.pm(s, 1)
 
 
 def _config_without_seed(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,9 +82,9 @@ def seed_table(runs: Sequence[Mapping[str, Any]], protocol: str, metrics: Sequen
                reference: str = "cam") -> tuple[dict[str, Any], dict[str, Any] | None]:
   """The one seeds rule of the WSOL tables: ``(stats, differences)`` for ``protocol``.
 
-  ``stats[method][metric]``: ``_common.seed_stat`` over the runs (one per
-  seed) of every method all runs hold; ``differences[method][metric]``: the
-  same of the paired difference method - ``reference`` (same run), None when
+  ``stats[method][metric]``: ``seeds.stat`` over the runs (one per seed) of
+  every method all runs hold; ``differences[method][metric]``:
+  ``seeds.paired_differences`` of method - ``reference`` (same run), None when
   ``reference`` is not among the methods.
   """
   names = [m for m in runs[0]["protocols"][protocol]
@@ -92,9 +93,8 @@ def seed_table(runs: Sequence[Mapping[str, Any]], protocol: str, metrics: Sequen
   stats = {m: {k: stat(values(m, k)) for k in metrics} for m in names}
   if reference not in names:
     return stats, None
-  diffs = {m: {k: stat([None if x is None or y is None else x - y
-                        for x, y in zip(values(m, k), values(reference, k))]) for k in metrics}
-           for m in names if m != reference}
+  diffs = {m: {k: seeds.paired_differences(values(m, k), values(reference, k))
+               for k in metrics} for m in names if m != reference}
   return stats, diffs
 
 
@@ -120,10 +120,6 @@ def summarize(runs: Sequence[Mapping[str, Any]], reference: str = "cam") -> dict
   out["device"] = first.get("device")
   out["versions"] = first.get("versions")
   return out
-
-
-def _pm(s: Mapping[str, Any]) -> str:
-  return _common.pm(s, 1)
 
 
 def markdown(summary: Mapping[str, Any]) -> str:

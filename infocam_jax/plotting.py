@@ -136,12 +136,13 @@ def _image_for_display(images: np.ndarray) -> np.ndarray:
 
 
 def _map_for_display(m: np.ndarray) -> np.ndarray:
-  m = m.astype(np.float64)
-  if not np.all(np.isfinite(m)) or m.max() == m.min():
-    return np.zeros_like(m)
-  if m.min() >= 0.0 and m.max() <= 1.0:
-    return m
-  return (m - m.min()) / (m.max() - m.min())
+  """A map in [0, 1] as it is; any other map through the one min-max rule
+  (:func:`infocam_jax.cam.normalize_maps`: NaN/inf or constant maps -> zeros)."""
+  m = np.asarray(m)
+  if np.all(np.isfinite(m)) and m.max() > m.min() and m.min() >= 0.0 and m.max() <= 1.0:
+    return m.astype(np.float64)
+  from infocam_jax import cam  # pylint: disable=g-import-not-at-top
+  return np.asarray(cam.normalize_maps(m), np.float64)
 
 
 def _draw_box(ax, box, color: str, linewidth: float = 1.5, linestyle: str = "-") -> None:

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from experiments import doc_tables
+from tools import doc_tables
 
 
 def _all_blocks():
@@ -39,10 +39,10 @@ def test_every_documented_table_is_rendered_from_its_recorded_files(doc, kind, p
   for f in doc_tables.result_files(kind, paths):
     assert os.path.exists(os.path.join(doc_tables.RECORD, f)), (
         f"{doc}: the result file {f} behind '{kind}' is not recorded under docs/results/: run "
-        "the table's command, then `python -m experiments.doc_tables --write`")
+        "the table's command, then `python -m tools.doc_tables --write`")
   assert doc_tables.render(kind, paths) + "\n" == body, (
       f"{doc}: table '{kind} {' '.join(paths)}' differs from its recorded files: "
-      "`python -m experiments.doc_tables --write`")
+      "`python -m tools.doc_tables --write`")
 
 
 @pytest.mark.parametrize("doc, kind, paths, body", BLOCKS,

@@ -232,8 +232,9 @@ def test_train_step_matches_a_direct_computation(setup):
   np.testing.assert_allclose(metrics["mi"], math.log(K) - np.mean(ce), rtol=1e-5, atol=1e-6)
   # Prior-corrected estimate is reported next to it (the training set is imbalanced).
   want_prior = np.mean(estimators.pmi(logits, labels, setup["prior"], objective="softmax"))
-  np.testing.assert_allclose(metrics["mi_prior"], want_prior, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(metrics["accuracy"], np.mean(np.argmax(logits, -1) == labels))
+  np.testing.assert_allclose(metrics["mi_prior_corrected"], want_prior, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(metrics["accuracy"], 100 * np.mean(np.argmax(logits, -1) == labels),
+                             rtol=1e-6)  # percent
   np.testing.assert_allclose(metrics["learning_rate"], 0.1)
   for a, b in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(want_params)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -277,9 +278,9 @@ def test_eval_step_ignores_padding_even_nan(setup):
   logits = np.asarray(logits)
   pred = logits.argmax(-1)
   assert got["count"] == 64
-  np.testing.assert_allclose(got["accuracy"], np.mean(pred == src.label), rtol=1e-6)
+  np.testing.assert_allclose(got["accuracy"], 100 * np.mean(pred == src.label), rtol=1e-6)
   per_class = [np.mean(pred[src.label == k] == k) for k in range(K)]
-  np.testing.assert_allclose(got["mean_per_class_accuracy"], np.mean(per_class), rtol=1e-6)
+  np.testing.assert_allclose(got["mean_per_class_accuracy"], 100 * np.mean(per_class), rtol=1e-6)
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, src.label)
   np.testing.assert_allclose(got["loss"], np.mean(ce), rtol=1e-5)
   np.testing.assert_allclose(got["mi"], math.log(K) - np.mean(ce), rtol=1e-5, atol=1e-5)

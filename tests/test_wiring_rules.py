@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from infocam_jax.evaluators import wsol
+from infocam_jax.evaluators import cam_methods, wsol
 
 S = 16  # image side
 R0 = (2, 2, 7, 7)  # inclusive (x0, y0, x1, y1): the class-0 object
@@ -47,7 +47,7 @@ def _scene(box_class: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Pipeline:
-  """One ordered evaluation pass of fixed batches (the interface `wsol.evaluate` reads)."""
+  """One ordered evaluation pass of fixed batches (the interface `wsol.evaluate_split` reads)."""
 
   def __init__(self, labels, box_classes=None):
     scenes = [_scene(y) for y in (labels if box_classes is None else box_classes)]
@@ -80,12 +80,13 @@ METHODS = ("cam", "infocam", "infocam_min", "cam_region", "grad_cam")
 def _evaluate(labels, bias, *, loss="softmax", prior=(1 / 3, 1 / 3, 1 / 3), box_classes=None):
   # The fixed threshold 0.6 (not the paper's 0.2): infoCAM has no ReLU, so its background sits
   # at ~0.5 after min-max between the two objects; which map is used is what is tested here.
-  settings = wsol.Settings(methods=METHODS, protocols=("clean",), region_size=3, image_size=S,
-                           resize_size=S, threshold_step=0.05, loc_threshold=0.6,
-                           paper_gt="exact", loss=loss)
-  pipe = _Pipeline(labels, box_classes)
-  return wsol.evaluate(_LinearHead(), _variables(bias), pipe, pipe,
-                       settings, class_prior=np.asarray(prior), num_classes=3, progress=False)
+  metrics = wsol.box_metrics(("clean",), image_size=S, threshold_step=0.05, loc_threshold=0.6)
+  predict = cam_methods.make_predict_fn(_LinearHead(), METHODS, region_size=3)
+  return wsol.evaluate_split(predict, _variables(bias), _Pipeline(labels, box_classes),
+                             split="test", methods=METHODS, evaluators=metrics,
+                             gt_transforms={"clean": "exact"}, resize_size=S, image_size=S,
+                             loss=loss, class_prior=np.asarray(prior), num_classes=3,
+                             progress=False)
 
 
 def test_gt_known_loc_uses_the_labels_map_and_top1_loc_the_predictions_correctness():
@@ -98,9 +99,9 @@ def test_gt_known_loc_uses_the_labels_map_and_top1_loc_the_predictions_correctne
   for GT-known Loc), the predicted class's map would find R1 (a miss), and Top-1 Loc must not
   count it. Image 1 (label 1) is correct and a hit for both."""
   ev = _evaluate([0, 1], bias=[0.0, 1.0, -5.0])
-  assert ev.test.classification["accuracy"] == pytest.approx(50.0), "the case: one correct image"
+  assert ev.classification["accuracy"] == pytest.approx(50.0), "the case: one correct image"
   for method in METHODS:
-    r = ev.test.results["clean"][method]
+    r = ev.results["clean"][method]
     assert r.gt_known_loc == pytest.approx(100.0), (
         f"{method}: GT-known Loc {r.gt_known_loc} != 100: the rule (paper-spec §2.1 step 2, "
         "§2.3) is the map of the ground-truth label, not of the predicted class")
@@ -112,14 +113,14 @@ def test_gt_known_loc_uses_the_labels_map_and_top1_loc_the_predictions_correctne
   # separates the label's map from the prediction's.
   control = _evaluate([1], bias=[0.0, 1.0, -5.0], box_classes=[0])
   for method in METHODS:
-    assert control.test.results["clean"][method].gt_known_loc == pytest.approx(0.0), method
+    assert control.results["clean"][method].gt_known_loc == pytest.approx(0.0), method
 
 
 def test_correct_predictions_give_equal_top1_and_gt_known_loc():
   """With every prediction correct, Top-1 Loc = GT-known Loc (paper-spec §2.1 step 2)."""
   ev = _evaluate([1, 1], bias=[0.0, 1.0, -5.0])  # both predicted 1, both labelled 1
   for method in METHODS:
-    r = ev.test.results["clean"][method]
+    r = ev.results["clean"][method]
     assert r.top1_loc == pytest.approx(r.gt_known_loc) == pytest.approx(100.0), method
 
 
@@ -134,7 +135,7 @@ def test_wsol_evaluator_reads_pc_softmax_metrics_with_the_training_prior():
   z = image.mean((0, 1)) + bias  # the same features for every image
   labels = np.array([0, 1, 1, 0])
   want = np.mean(z[labels] - np.log(np.sum(prior * np.exp(z))))
-  got = ev.test.classification["mi"]
+  got = ev.classification["mi"]
   assert got == pytest.approx(want, abs=1e-5), (
       f"PC-softmax MI {got} != {want}: the rule (paper-spec §1.2) is the training prior "
       f"{prior.tolist()}, not the evaluated split's frequencies or a uniform prior")

@@ -1,4 +1,4 @@
-"""``experiments/_workers.py``: pool workers stop cleanly and never outlive their parent.
+"""``infocam_jax/train/workers.py``: pool workers stop cleanly and never outlive their parent.
 
 Each case runs a small parent program in a subprocess (no JAX: the tasks are
 sleep loops that stand in for training runs) and kills or signals it the way a
@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover
 
 TASKS = '''
 import os, time
-from experiments import _workers
+from infocam_jax.train import workers as _workers
 
 def pid_then_sleep(seconds):
   _workers.send(os.getpid())  # to the parent's on_message
@@ -45,7 +45,7 @@ def run_until_stopped(tag, out_dir):
 PARENT = '''
 import os, sys
 import tasks
-from experiments import _workers
+from infocam_jax.train import workers as _workers
 mode, out_dir = sys.argv[1], sys.argv[2]
 if mode == "plain":  # synthetic_mi: no stop event, the workers just exit with the parent
   pids = []

@@ -316,7 +316,7 @@ def test_every_method_is_the_documented_map(smoke_run):
   """The evaluator's per-method maps equal ``cam.*`` called directly on the same batch."""
   import jax
   from infocam_jax import cam, data, models
-  from infocam_jax.evaluators import wsol as ev
+  from infocam_jax.evaluators import cam_methods as ev
   from infocam_jax.train import build
   workdir, _, res, _ = smoke_run
   assert set(ev.METHODS) == set(DOCUMENTED)
@@ -325,7 +325,7 @@ def test_every_method_is_the_documented_map(smoke_run):
   batch = data.make_pipeline(src, batch_size=16, train=False, image_size=32).get_batch(0)
   images, labels = batch["image"], batch["label"].astype(np.int32)
   region = res["config"]["wsol"]["region_size"]
-  logits, maps = ev.make_forward(model, tuple(DOCUMENTED), region)(variables, images, labels)
+  logits, maps = ev.make_predict_fn(model, tuple(DOCUMENTED), region)(variables, images, labels)
   z, feats = model.apply(variables, images, train=False)
   w, _ = models.head_weights(variables)
   np.testing.assert_allclose(logits, z, atol=1e-6)  # jit vs eager: measured 9e-8
@@ -458,7 +458,7 @@ def test_the_library_path_reproduces_the_experiment(smoke_run):
 def test_documented_smoke_table_is_what_the_code_prints(smoke_run):
   """BUILD_NOTES' smoke table against this run: exactly on the machine that recorded it, by shape
   (rows, columns, captions) elsewhere, where a training run's rounding legitimately differs."""
-  from experiments import doc_tables
+  from tools import doc_tables
   _, _, res, _ = smoke_run
   assert doc_tables.compare_fresh("wsol_run", ["runs/smoke_wsol"], [res]) in ("exact", "shape")
 

@@ -70,6 +70,8 @@ TRANSFORMS = "infocam_jax/data/transforms.py"
 LAYERS = "infocam_jax/models/layers.py"
 RESNET = "infocam_jax/models/resnet.py"
 WSOL_EVAL = "infocam_jax/evaluators/wsol.py"
+CAM_METHODS = "infocam_jax/evaluators/cam_methods.py"
+WSOL_RECORDS = "experiments/_wsol_results.py"
 CLASSIFICATION = "infocam_jax/evaluators/classification.py"
 BUILD = "infocam_jax/train/build.py"
 PIPELINE = "infocam_jax/data/pipeline.py"
@@ -275,13 +277,13 @@ MUTANTS: list[M] = [
       "return int(rng.integers(0, max(1, size - crop)))", T_TRANSFORMS,
       "random crop never reaches the last offset"),
     # -- experiment wiring (the lead adds entries for the moved experiment modules) -----------
-    M(WSOL_EVAL, '"infocam": MethodSpec("infocam", "infoCAM", "mean", "full",',
+    M(CAM_METHODS, '"infocam": MethodSpec("infocam", "infoCAM", "mean", "full",',
       '"infocam": MethodSpec("infocam", "infoCAM", "none", "full",', T_WSOL,
       'WSOL "infoCAM" method wired to variant "none"'),
-    M(WSOL_EVAL, "t_val = int(np.argmax(rv.box_acc_curve[j0]))",
+    M(WSOL_RECORDS, "t_val = int(np.argmax(rv.box_acc_curve[j0]))",
       "t_val = int(np.argmax(rt.box_acc_curve[j0]))", T_WSOL,
       "WSOL threshold chosen on the test split"),
-    M(WSOL_EVAL, '    "infocam_min": MethodSpec("infocam", "infoCAM-min", "min", "full",',
+    M(CAM_METHODS, '    "infocam_min": MethodSpec("infocam", "infoCAM-min", "min", "full",',
       '    "infocam_min": MethodSpec("infocam", "infoCAM-min", "mean", "full",', T_WSOL,
       'WSOL "infoCAM-min" (the official --max-cam) wired to variant "mean"'),
     M("infocam_jax/gaussian_study.py", 'train_prior = (data.prior if objective == "pc_softmax"',
@@ -394,7 +396,7 @@ MUTANTS: list[M] = [
     M(CFG_PC, "c.num_train_steps = 2810", "c.num_train_steps = 2800", T_CONFIG_SPEC,
       "pc_softmax CUB: 2,800 steps instead of MAX_STEPS 2,810", "config value"),
     # -- issue 27: wiring --------------------------------------------------------------------
-    M(WSOL_EVAL, "    logits, features = model.apply(variables, images, train=False)\n",
+    M(CAM_METHODS, "    logits, features = model.apply(variables, images, train=False)\n",
       "    logits, features = model.apply(variables, images, train=False)\n"
       "    labels = jnp.argmax(logits, -1)\n", T_WIRING,
       "GT-known Loc fed the predicted class's map instead of the label's", "wiring"),

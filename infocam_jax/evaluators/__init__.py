@@ -4,9 +4,14 @@
   ``classification_metrics`` (accuracy, per-class, minority/majority, the
   objective's NLL and the MI readings in nats), ``weighted_mean`` (the MI
   estimate under the training prior), ``minority_majority``.
-* ``wsol`` : the WSOL method registry (CAM, infoCAM variants, Grad-CAM),
-  baselines, the streaming evaluation of a split under every protocol,
-  thresholds chosen on validation, results/curves/figures.
+* ``cam_methods`` : the WSOL method registry (CAM, infoCAM variants,
+  Grad-CAM), the predict function giving logits and every method's map from
+  one forward pass, the baselines' maps.
+* ``wsol`` : the WSOL evaluator built from that predict function: one
+  streaming pass of a split through the box metric of every protocol
+  (``evaluate_split``), the protocols' GT boxes and threshold grids. The WSOL
+  experiment's threshold selection, summaries, curves and figures are
+  ``experiments/_wsol_results.py``.
 
 Example::
 
@@ -22,11 +27,11 @@ from typing import TYPE_CHECKING
 
 from infocam_jax import _lazy
 
-_SUBMODULES = ("classification", "wsol")
+_SUBMODULES = ("cam_methods", "classification", "wsol")
 __all__: list[str] = []
 
 if TYPE_CHECKING:
-  from infocam_jax.evaluators import classification, wsol
+  from infocam_jax.evaluators import cam_methods, classification, wsol
 else:
   __getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), {}, __all__, _SUBMODULES,
                                             {"wsol": "wsol"})

@@ -2,7 +2,13 @@
 
 All accuracies are in percent, losses and MI estimates in nats. Prediction is
 ``argmax z`` for every objective (PC-softmax changes training only,
-paper-spec §1.2).
+paper-spec §1.2). The metric names and units are those of every classification
+evaluation of the project: the training engine's validation
+(``train.steps.finalize_eval``, logged as ``val/<name>``), the WSOL evaluator
+and the PC-softmax experiment: ``accuracy``, ``mean_per_class_accuracy``
+(percent), ``loss``, ``mi`` and, for softmax with a non-uniform training
+prior, ``mi_prior_corrected`` (nats; the readings of
+``train.steps.per_example_pmi``).
 
 Example::
 
@@ -22,9 +28,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infocam_jax import estimators
 
 _FORWARD: dict[str, Callable] = {}
+#: What each MI reading of ``train.steps.per_example_pmi`` is, by (objective, name).
+READINGS = {
+    ("pc_softmax", "mi"): "mean log s~_y (PC-softmax)",
+    ("softmax", "mi"): ("log K + log softmax_y (the paper's softmax reading; biased when the "
+                        "training data are imbalanced)"),
+    ("softmax", "mi_prior_corrected"): "log softmax_y - log p_y (prior-corrected)",
+}
 
 
 def forward_fn(model: Any) -> Callable:
@@ -113,8 +125,9 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, *, objective:
   of the group is present), ``per_class_accuracy`` [K] (None for absent
   classes), ``test_class_counts``, ``confusion`` [K, K], ``loss`` (nats) and
   ``mi`` (PC-softmax: mean ``log s~_y``; softmax: ``log K + log softmax_y``)
-  plus, for softmax, ``mi_prior_corrected`` (``log softmax_y - log p_y``); each
-  MI entry is ``{estimate, stderr, reading, test_mean, test_mean_stderr}``.
+  plus, for softmax with a non-uniform ``prior``, ``mi_prior_corrected``
+  (``log softmax_y - log p_y``), the readings of ``train.steps.per_example_pmi``;
+  each MI entry is ``{estimate, stderr, reading, test_mean, test_mean_stderr}``.
   """
   if objective not in ("softmax", "pc_softmax"):
     raise ValueError(f"objective must be 'softmax' or 'pc_softmax', got {objective!r}")
@@ -130,21 +143,13 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, *, objective:
                        if np.any(present[idx]) else None)
   confusion = np.zeros((k, k), np.int64)
   np.add.at(confusion, (labels, pred), 1)
+  from infocam_jax.train import steps  # pylint: disable=g-import-not-at-top
   z = jnp.asarray(logits)
   y = jnp.asarray(labels, jnp.int32)
-  p = jnp.asarray(prior, jnp.float32)
-  if objective == "pc_softmax":
-    pmi = estimators.pmi(z, y, p, objective="pc_softmax")
-    nll = -pmi
-    readings = {"mi": ("mean log s~_y (PC-softmax)", pmi)}
-  else:
-    nll = -jax.nn.log_softmax(z)[jnp.arange(z.shape[0]), y]
-    readings = {
-        "mi": ("log K + log softmax_y (the paper's softmax reading; biased when the "
-               "training data are imbalanced)", estimators.pmi(z, y)),
-        "mi_prior_corrected": ("log softmax_y - log p_y (prior-corrected)",
-                               estimators.pmi(z, y, p, objective="softmax")),
-    }
+  pmis = steps.per_example_pmi(z, y, loss=objective, prior=np.asarray(prior, np.float32))
+  nll = -pmis["mi"] if objective == "pc_softmax" else \
+      -jax.nn.log_softmax(z)[jnp.arange(z.shape[0]), y]
+  readings = {name: (READINGS[objective, name], v) for name, v in pmis.items()}
   out = {
       "count": int(labels.size),
       "accuracy": 100.0 * float(correct.mean()),

@@ -14,6 +14,9 @@
   (``ConfigMismatchError`` otherwise) and where an evaluation writes.
 * ``build``: data, pipelines, model, weights and the checkpoint to evaluate,
   from a config (``build.open_data``, ``build.fit``, ``build.load_for_evaluation``).
+* ``cli``: the command line of a config-driven experiment (``--config`` files and
+  overrides, ``--help``, one-line errors, exit statuses); ``workers``: a pool of
+  spawned worker processes that stops cleanly and leaves no orphans.
 
 Names are resolved lazily (on first attribute access), so importing one
 submodule (``from infocam_jax.train import steps``) pulls in neither orbax nor

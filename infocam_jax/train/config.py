@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from infocam_jax.train.optim import OPTIMIZERS, SCHEDULES
 from infocam_jax.train.parallel import PARALLELISMS
@@ -60,13 +60,46 @@ def at_least(lo: float) -> Callable[[Any], str | None]:
   return lambda v: None if v >= lo else f"must be >= {lo}, got {v!r}"
 
 
-def _in(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False):
+def in_range(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False):
+  """A ``Field`` check: ``lo <= v <= hi`` (``lo_open``/``hi_open``: strict)."""
   def check(v):
     ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
     if ok:
       return None
     return (f"must lie in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, "
             f"got {v!r}")
+  return check
+
+
+def number_tuple(*, positive: bool = False) -> Callable[[Any], str | None]:
+  """A ``Field`` check: a non-empty sequence of finite numbers (``positive``: each > 0)."""
+  def check(v):
+    if not v or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
+      return f"must be a non-empty sequence of numbers, got {v!r}"
+    if not all(math.isfinite(float(x)) for x in v):
+      return f"must be finite, got {v!r}"
+    if positive and any(float(x) <= 0 for x in v):
+      return f"must be > 0, got {v!r}"
+    return None
+  return check
+
+
+def int_list(v: str) -> str | None:
+  """A ``Field`` check: comma-separated positive integers (``"2,5"``)."""
+  try:
+    out = [int(x) for x in str(v).split(",") if x.strip()]
+  except ValueError:
+    return f"expected comma-separated integers, got {v!r}"
+  return None if out and min(out) >= 1 else f"expected positive integers, got {v!r}"
+
+
+def subset(choices: Sequence[str]) -> Callable[[Any], str | None]:
+  """A ``Field`` check: a comma-separated, duplicate-free, non-empty subset of ``choices``."""
+  def check(v: str) -> str | None:
+    out = [x.strip() for x in str(v).split(",") if x.strip()]
+    if not out or set(out) - set(choices) or len(set(out)) != len(out):
+      return f"expected a comma-separated subset of {list(choices)}, got {v!r}"
+    return None
   return check
 
 
@@ -109,8 +142,8 @@ TRAIN_SCHEMA: dict[str, Any] = {
         "layer4_stride": Field(INT, "ResNet layer4 stride (official infoCAM: 1).",
                                choices=(1, 2)),
         "adl_positions": Field(STR, "ADL positions, e.g. '30 40 42' (ResNet), '3M 4M 53' (VGG)."),
-        "adl_threshold": Field(FLOAT, "ADL drop threshold (0 = family default).", _in(0, 1)),
-        "adl_drop_rate": Field(FLOAT, "ADL drop rate (0 = family default).", _in(0, 1)),
+        "adl_threshold": Field(FLOAT, "ADL drop threshold (0 = family default).", in_range(0, 1)),
+        "adl_drop_rate": Field(FLOAT, "ADL drop rate (0 = family default).", in_range(0, 1)),
         "pretrained": Field(STR, "torchvision weights file ('' = from scratch)."),
     },
     "data": {
@@ -128,25 +161,25 @@ TRAIN_SCHEMA: dict[str, Any] = {
     },
     "optimizer": {
         "name": Field(STR, "optimizer.", choices=OPTIMIZERS),
-        "learning_rate": Field(FLOAT, "base learning rate.", _in(0, 10, lo_open=True)),
-        "momentum": Field(FLOAT, "SGD momentum.", _in(0, 1, hi_open=True)),
+        "learning_rate": Field(FLOAT, "base learning rate.", in_range(0, 10, lo_open=True)),
+        "momentum": Field(FLOAT, "SGD momentum.", in_range(0, 1, hi_open=True)),
         "nesterov": Field(BOOL, "Nesterov momentum (SGD)."),
         "weight_decay": Field(FLOAT, "L2 added to the gradient, all params (torch SGD).",
                               at_least(0)),
         "head_lr_multiplier": Field(FLOAT, "LR factor of the head (paper: 10).",
-                                    _in(0, 1e4, lo_open=True)),
+                                    in_range(0, 1e4, lo_open=True)),
         "schedule": Field(STR, "LR schedule.", choices=SCHEDULES),
         "decay_every_epochs": Field(FLOAT, "step schedule: decay period in epochs.",
-                                    _in(0, 1e9, lo_open=True)),
+                                    in_range(0, 1e9, lo_open=True)),
         "decay_every_steps": Field(INT, "step schedule: decay period in steps (> 0 overrides).",
                                    at_least(0)),
         "decay_factor": Field(FLOAT, "step schedule: factor per period.",
-                              _in(0, 1, lo_open=True)),
+                              in_range(0, 1, lo_open=True)),
         "warmup_steps": Field(INT, "linear warm-up steps.", at_least(0)),
         "grad_clip_norm": Field(FLOAT, "clip gradient global norm (0 = off).", at_least(0)),
-        "b1": Field(FLOAT, "Adam beta1.", _in(0, 1, hi_open=True)),
-        "b2": Field(FLOAT, "Adam beta2.", _in(0, 1, hi_open=True)),
-        "eps": Field(FLOAT, "Adam epsilon.", _in(0, 1, lo_open=True)),
+        "b1": Field(FLOAT, "Adam beta1.", in_range(0, 1, hi_open=True)),
+        "b2": Field(FLOAT, "Adam beta2.", in_range(0, 1, hi_open=True)),
+        "eps": Field(FLOAT, "Adam epsilon.", in_range(0, 1, lo_open=True)),
     },
     "distributed": {
         "initialize": Field(BOOL, "call jax.distributed.initialize (multi-host)."),

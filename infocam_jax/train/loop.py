@@ -346,7 +346,7 @@ def _train_steps(config: Any, par: Any, state: Any, store: Any, writer: MetricWr
     if step % config.log_every_steps == 0 or step == total:
       means = _mean_metrics(pending)
       pending = []
-      bar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['accuracy']:.3f}",
+      bar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['accuracy']:.1f}%",
                       refresh=False)
       writer.write(step, {f"train/{k}": v for k, v in means.items()},
                    epoch=round(step / spe, 4))

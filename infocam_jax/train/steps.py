@@ -9,13 +9,16 @@ Losses (per example, nats):
   and ``p`` the training class frequencies
   (``estimators.pc_softmax_cross_entropy_with_integer_labels``).
 
-Metrics, all means over the *global* batch (nats where applicable):
+Metrics, all means over the *global* batch, with the names and units of every
+classification evaluation (``evaluators.classification``: accuracies in
+percent, loss and MI readings in nats):
 * ``loss``: the training objective (mean per-example loss).
-* ``accuracy``: top-1 of ``argmax z`` (PC-softmax predicts with ``argmax z`` too).
+* ``accuracy``: top-1 of ``argmax z`` in percent (PC-softmax predicts with
+  ``argmax z`` too); eval: also ``mean_per_class_accuracy`` (percent).
 * ``mi``: the MI estimate of the paper. Softmax: ``log K - CE`` (the mean of
   ``estimators.pmi(z, y)``); PC-softmax: the mean PC-softmax PMI
   ``mean(log s~_y)`` (``estimators.pmi(z, y, prior, objective="pc_softmax")``).
-* ``mi_prior`` (softmax with a known non-uniform prior only): the
+* ``mi_prior_corrected`` (softmax with a known non-uniform prior only): the
   prior-corrected estimate ``mean(log softmax_y - log p_y)``.
 * ``grad_norm``, ``param_norm``, ``learning_rate`` (train only).
 
@@ -71,13 +74,19 @@ def per_example_loss(logits: jax.Array, labels: jax.Array, *, loss: str,
 
 def per_example_pmi(logits: jax.Array, labels: jax.Array, *, loss: str,
                     prior: np.ndarray | None) -> dict[str, jax.Array]:
-  """Per-example PMI estimates in nats: ``{'mi': ..., ['mi_prior': ...]}``."""
+  """Per-example PMI readings in nats: ``{'mi': ..., ['mi_prior_corrected': ...]}``.
+
+  The one rule of the MI readings of a classifier (training, the evaluators):
+  ``mi`` is ``log s~_y`` for PC-softmax and ``log K + log softmax_y`` for
+  softmax; softmax with a non-uniform ``prior`` adds ``mi_prior_corrected``
+  (``log softmax_y - log p_y``).
+  """
   logits = logits.astype(jnp.float32)
   if loss == "pc_softmax":
     return {"mi": estimators.pmi(logits, labels, prior, objective="pc_softmax")}
   out = {"mi": estimators.pmi(logits, labels)}
   if prior is not None and not np.allclose(prior, 1.0 / prior.shape[0]):
-    out["mi_prior"] = estimators.pmi(logits, labels, prior, objective="softmax")
+    out["mi_prior_corrected"] = estimators.pmi(logits, labels, prior, objective="softmax")
   return out
 
 
@@ -100,7 +109,7 @@ def make_train_step(model: Any, tx: optax.GradientTransformation, *, num_classes
     num_classes: K.
     loss: ``"softmax"`` or ``"pc_softmax"``.
     class_prior: [K] training class frequencies (required for PC-softmax;
-      with softmax it adds the ``mi_prior`` metric).
+      with softmax it adds the ``mi_prior_corrected`` metric).
     learning_rate_fn: schedule of the update count, reported as a metric.
     axis_name: ``None`` for the jit/mesh step (reductions over the global batch
       are automatic); the pmap axis name for the pmap step (gradients, metrics
@@ -143,7 +152,8 @@ def make_train_step(model: Any, tx: optax.GradientTransformation, *, num_classes
     logits = logits.astype(jnp.float32)
     metrics = {
         "loss": loss_value,
-        "accuracy": _mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32), axis_name),
+        "accuracy": 100.0 * _mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32),
+                                  axis_name),
         "grad_norm": optim.global_norm(grads),
         "param_norm": optim.global_norm(params),
     }
@@ -189,7 +199,7 @@ def make_eval_step(model: Any, *, num_classes: int, loss: str = "softmax",
 
   ``batch`` holds ``image``, ``label`` and optionally ``mask`` (bool [B], False
   for padding). The sums (float32) are ``count``, ``loss``, ``correct``, ``mi``
-  [, ``mi_prior``], ``class_correct`` [K] and ``class_count`` [K]; accumulate
+  [, ``mi_prior_corrected``], ``class_correct`` [K] and ``class_count`` [K]; accumulate
   them with ``accumulate`` and turn them into means with ``finalize_eval``.
   """
   if loss not in LOSSES:
@@ -218,18 +228,20 @@ def accumulate(total: Metrics | None, sums: Metrics) -> Metrics:
 def finalize_eval(sums: Mapping[str, Any]) -> dict[str, float]:
   """Means from accumulated eval sums (host floats).
 
-  Returns ``accuracy`` (fraction), ``mean_per_class_accuracy`` (mean over classes
-  present in the split), ``loss`` and ``mi`` [``mi_prior``] (nats) and ``count``.
+  Returns ``accuracy`` and ``mean_per_class_accuracy`` (mean over classes
+  present in the split) in percent, ``loss`` and ``mi`` [``mi_prior_corrected``]
+  (nats) and ``count``: the names and units of
+  ``evaluators.classification.classification_metrics``.
   """
   s = jax.device_get(sums)
   n = float(s["count"])
   if n <= 0:
     raise ValueError("finalize_eval: no (unmasked) examples were evaluated.")
-  out = {"count": n, "accuracy": float(s["correct"]) / n, "loss": float(s["loss"]) / n,
-         "mi": float(s["mi"]) / n}
-  if "mi_prior" in s:
-    out["mi_prior"] = float(s["mi_prior"]) / n
+  out = {"count": n, "accuracy": 100.0 * (float(s["correct"]) / n),
+         "loss": float(s["loss"]) / n, "mi": float(s["mi"]) / n}
+  if "mi_prior_corrected" in s:
+    out["mi_prior_corrected"] = float(s["mi_prior_corrected"]) / n
   cc, cn = np.asarray(s["class_correct"], np.float64), np.asarray(s["class_count"], np.float64)
   present = cn > 0
-  out["mean_per_class_accuracy"] = float(np.mean(cc[present] / cn[present]))
+  out["mean_per_class_accuracy"] = 100.0 * float(np.mean(cc[present] / cn[present]))
   return out

@@ -1,10 +1,11 @@
 """The connected-components engine behind :mod:`infocam_jax.wsol.boxes` and
 :mod:`infocam_jax.wsol.box_accuracy`.
 
-Private. :func:`resolve_backend`, the JAX path's min-max and quantisation
-(:func:`quantize_maps`) and :func:`component_scan`, the dispatch to the numba
-kernel (:mod:`infocam_jax.wsol._numba_kernel`, on the host CPU, inside
-``jit`` through ``jax.pure_callback``) or the data-parallel jax kernel
+Private. :func:`resolve_backend`, the JAX path's quantisation
+(:func:`quantize_maps`; its min-max is :func:`infocam_jax.cam.normalize_maps`)
+and :func:`component_scan`, the dispatch to the numba kernel
+(:mod:`infocam_jax.wsol._numba_kernel`, on the host CPU, inside ``jit``
+through ``jax.pure_callback``) or the data-parallel jax kernel
 (:mod:`infocam_jax.wsol._jax_kernel`). The codes and leaves both kernels
 share live in :mod:`infocam_jax.wsol.conventions` (re-exported here).
 
@@ -23,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from infocam_jax import cam
 from infocam_jax.wsol.conventions import (  # noqa: F401  (re-exported)
     BOX_CONTOUR, BOX_CONTOUR_CLIPPED, BOX_INCLUSIVE, BOX_MODES, CUBEHELIX_GRAY, LARGEST,
     LARGEST_CONTOUR, LARGEST_PIXELS, QUANT_CUBEHELIX, QUANT_FLOAT, QUANT_UINT8, QUANTIZATIONS,
@@ -50,26 +52,6 @@ def resolve_backend(backend: str) -> str:
   return backend
 
 
-def _minmax(m: Array) -> Array:
-  """``(x - min) / (max - min)`` per map in float32 (reference evaluators' formula);
-  a map with a non-finite value or zero range becomes zeros."""
-  axes = (-2, -1)
-  finite = jnp.all(jnp.isfinite(m), axis=axes, keepdims=True)
-  x = jnp.where(finite, m, 0.0)
-  lo = jnp.min(x, axis=axes, keepdims=True)
-  hi = jnp.max(x, axis=axes, keepdims=True)
-  span = hi - lo
-  wide = ~jnp.isfinite(span)  # range beyond float32's maximum: halve first
-  num = jnp.where(wide, 0.5 * x - 0.5 * lo, x - lo)
-  den = jnp.where(wide, 0.5 * hi - 0.5 * lo, jnp.where(span > 0, span, 1.0))
-  # XLA divides through a reciprocal, which flushes to zero beyond 2**126:
-  # rescale huge ranges by an exact power of two first.
-  big = den > 2.0 ** 64
-  num = jnp.where(big, num * 2.0 ** -64, num)
-  den = jnp.where(big, den * 2.0 ** -64, den)
-  return jnp.where(finite & (hi > lo), num / den, 0.0)
-
-
 def quantize_maps(maps: Array, thresholds: ArrayLike, quantization: str = "float",
                   normalize: bool = False) -> tuple[Array, Array, int]:
   """Level images, query levels and level count (the JAX path of the kernels).
@@ -82,9 +64,10 @@ def quantize_maps(maps: Array, thresholds: ArrayLike, quantization: str = "float
   * ``"cubehelix"``: ``gray = CUBEHELIX_GRAY[min(floor(256 map), 255)]``,
     ``gray > int(t * max(gray))`` (official infoCAM).
 
-  ``normalize`` first min-max normalises each map, ``(x - min) / (max - min)``
-  in float32 (a map with a non-finite value or zero range becomes zeros), the
-  formula of wsolevaluation's ``normalize_scoremap``. The numba kernel computes
+  ``normalize`` first min-max normalises each map with the project's one rule,
+  :func:`infocam_jax.cam.normalize_maps` (``(x - min) / (max - min)`` in
+  float32, a map with a non-finite value or zero range becomes zeros: the
+  formula of wsolevaluation's ``normalize_scoremap``). The numba kernel computes
   it in float64 for the gray modes (as both references run) and in correctly
   rounded float32 for ``"float"``; XLA's float32 division on CPU is not
   correctly rounded, so a pixel whose normalised value is within an ulp of a
@@ -96,7 +79,7 @@ def quantize_maps(maps: Array, thresholds: ArrayLike, quantization: str = "float
   """
   m = jnp.asarray(maps, jnp.float32)
   if normalize:
-    m = _minmax(m)
+    m = cam.normalize_maps(m)
   b = m.shape[0]
   if quantization == "float":
     th = jnp.asarray(thresholds, jnp.float32)

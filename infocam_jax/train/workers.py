@@ -1,4 +1,4 @@
-"""Worker-process lifecycle for the experiments that spread runs over spawned processes.
+"""Worker processes for experiments that spread runs over spawned processes (one pool).
 
 Two guarantees, whatever way a run ends:
 

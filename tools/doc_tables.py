@@ -8,8 +8,8 @@ repository root, as the experiment's command writes them)::
   | objective | ... |
   <!-- /table -->
 
-  python -m experiments.doc_tables --write     # record runs/ files that exist, re-render every block
-  python -m experiments.doc_tables --check     # exit 1 if a block or a recorded file is stale
+  python -m tools.doc_tables --write     # record runs/ files that exist, re-render every block
+  python -m tools.doc_tables --check     # exit 1 if a block or a recorded file is stale
 
 The result files behind every table are committed, as recorded copies under
 ``docs/results/`` (``runs/wsol_s0/results.json`` ->
@@ -40,10 +40,11 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from infocam_jax.evaluators import wsol
+from infocam_jax.evaluators.cam_methods import METHODS
+from infocam_jax.seeds import pm, stat as seed_stat
 
-from experiments import _common
 from experiments import _pc_softmax_results
+from experiments import wsol_summary
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,37 +65,34 @@ def _load(path: str) -> dict[str, Any]:
 
 
 def _method_title(name: str) -> str:
-  return wsol.METHODS[name].title if name in wsol.METHODS else name.replace("_", " ")
+  return METHODS[name].title if name in METHODS else name.replace("_", " ")
 
 
 def wsol_table(runs: Sequence[Mapping[str, Any]], protocol: str = "") -> str:
-  """Mean ± std over runs (one per seed) of the test metrics of every method (percent)."""
+  """Mean ± std over runs (one per seed) of the test metrics of every method (percent).
+
+  The statistics and paired differences are ``wsol_summary.seed_table``'s (the
+  one seeds rule of the WSOL tables).
+  """
   protocol = protocol or runs[0]["primary_protocol"]
-  names = list(runs[0]["protocols"][protocol])
   n = len(runs)
-  cls = _common.seed_stat([r["classification"]["test"]["accuracy"] for r in runs])
+  stats, diffs = wsol_summary.seed_table(runs, protocol, [k for k, _ in WSOL_COLUMNS])
+  cls = seed_stat([r["classification"]["test"]["accuracy"] for r in runs])
   lines = [f"{protocol} protocol, test split ({runs[0]['dataset']['num_test']:,} images), "
            f"{'mean ± std over ' + str(n) + ' seeds' if n > 1 else 'one run'}, percent; "
-           f"Top-1 Cls {_common.pm(cls, 1)}; * maximised over test thresholds by definition:", "",
+           f"Top-1 Cls {pm(cls, 1)}; * maximised over test thresholds by definition:", "",
            "| method | " + " | ".join(h for _, h in WSOL_COLUMNS) + " |",
            "|---|" + "---|" * len(WSOL_COLUMNS)]
-  for m in names:
-    cells = [_common.pm(_common.seed_stat([r["protocols"][protocol][m][k] for r in runs]), 1)
-             for k, _ in WSOL_COLUMNS]
-    lines.append(f"| {_method_title(m)} | " + " | ".join(cells) + " |")
-  if n > 1 and "cam" in names:
+  for m, row in stats.items():
+    lines.append(f"| {_method_title(m)} | " + " | ".join(pm(row[k], 1) for k, _ in WSOL_COLUMNS)
+                 + " |")
+  if n > 1 and diffs is not None:
+    keys = ("max_box_acc", "max_box_acc_v2", "top1_loc_val_selected")
     lines += ["", "Paired difference method − CAM (same seed), mean ± std:", "",
               "| method | MaxBoxAcc* | MaxBoxAccV2* | Top-1 Loc @val thr |", "|---|---|---|---|"]
-    for m in names:
-      if m == "cam" or m in ("centre_box", "full_image_box"):
-        continue
-      cells = []
-      for k in ("max_box_acc", "max_box_acc_v2", "top1_loc_val_selected"):
-        d = [None if r["protocols"][protocol][m][k] is None or r["protocols"][protocol]["cam"][k]
-             is None else r["protocols"][protocol][m][k] - r["protocols"][protocol]["cam"][k]
-             for r in runs]
-        cells.append(_common.pm(_common.seed_stat(d), 1))
-      lines.append(f"| {_method_title(m)} | " + " | ".join(cells) + " |")
+    for m, row in diffs.items():
+      if m not in ("centre_box", "full_image_box"):
+        lines.append(f"| {_method_title(m)} | " + " | ".join(pm(row[k], 1) for k in keys) + " |")
   return "\n".join(lines)
 
 
@@ -262,7 +260,7 @@ def compare_fresh(kind: str, paths: Sequence[str],
       raise AssertionError(
           f"the documented table '{kind} {' '.join(paths)}' was recorded on this machine "
           f"({machine_line(fresh)}) but the current code prints other numbers: re-run its "
-          f"command and `python -m experiments.doc_tables --write`.\n--- documented\n"
+          f"command and `python -m tools.doc_tables --write`.\n--- documented\n"
           f"{documented_body}\n--- this run\n{table}")
     return "exact"
   if table_shape(table) != table_shape(documented_body):

@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from experiments import doc_tables
+from tools import doc_tables
 
 MAX_BOX_ACC, MAX_BOX_ACC_V2, TOP1_LOC_VAL = (k for k, _ in doc_tables.FINDING_METRICS)
 ALL = (MAX_BOX_ACC, MAX_BOX_ACC_V2, TOP1_LOC_VAL)

@@ -4,8 +4,9 @@ Each ``write(step, metrics)`` call appends one JSON object per line::
 
   {"step": 40, "epoch": 2.5, "time": 1764226800.1, "train/loss": 0.61, ...}
 
-Keys are ``"<split>/<name>"``; values are floats (nats for ``loss`` and ``mi``,
-fractions for accuracies). On resume, lines with ``step`` beyond the restored
+Keys are ``"<split>/<name>"``; values are floats (nats for ``loss`` and the MI
+readings, percent for accuracies: the names and units of
+``evaluators.classification``). On resume, lines with ``step`` beyond the restored
 step (written by the killed run after its last checkpoint) are dropped, so the
 file reads as one uninterrupted run. TensorBoard event files go to
 ``DIR/tensorboard/`` when the ``tensorboard`` package is importable (a soft

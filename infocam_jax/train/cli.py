@@ -285,7 +285,7 @@ def help_text(doc: str, default_config: str, schema: Mapping[str, Any]) -> str:
   head = "\n\n".join(usage[:2]).strip()
   flag_lines = []
   ours = {f.name: f for m, fs in flags.FLAGS.flags_by_module_dict().items()
-          if m == "__main__" or "experiments" in m for f in fs}
+          if m in ("__main__", __name__) or "experiments" in m for f in fs}
   for name, flag in sorted(ours.items()):
     if name == "config":
       continue

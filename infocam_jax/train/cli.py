@@ -116,7 +116,8 @@ def enable_compilation_cache(default_dir: str) -> str:
   else ``default_dir``. Runs that share programs (every seed compiles the same
   steps) load them instead of recompiling. Returns the directory.
   """
-  path = jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR")
+  path = (getattr(jax.config, "jax_compilation_cache_dir", None)
+          or os.environ.get("JAX_COMPILATION_CACHE_DIR"))
   if not path:
     path = default_dir
     jax.config.update("jax_compilation_cache_dir", path)
@@ -239,7 +240,7 @@ def override_problem(config: Any, path: str) -> str | None:
   unknown config group 'train' in --config.train.epoch: config has no 'train'; did you mean --config.num_epochs?
   """
   parts = path.split(".")
-  node, seen = config, []
+  node, seen = config, []  # type: Any, list[str]
   for i, part in enumerate(parts):
     where = ".".join(["config", *seen])
     if not (hasattr(node, "keys") and callable(node.keys)):

@@ -147,7 +147,8 @@ class StopOnSignal:
   """
 
   def __init__(self, stop: Any, abort: Any):
-    self.stop, self.abort, self.signals, self._old = stop, abort, 0, {}
+    self.stop, self.abort, self.signals = stop, abort, 0
+    self._old: dict[int, Any] = {}
 
   def __enter__(self) -> "StopOnSignal":
     if threading.current_thread() is threading.main_thread():
@@ -165,7 +166,6 @@ class StopOnSignal:
           "runs not started are left for the re-run (send again to abort).", file=sys.stderr,
           flush=True)
 
-  def __exit__(self, *exc) -> bool:
+  def __exit__(self, *exc) -> None:
     for sig, old in self._old.items():
       signal.signal(sig, old)
-    return False

@@ -609,9 +609,11 @@ def test_pipeline_feeds_the_peers_integer_gt_to_the_wsolevaluation_protocol():
   want = [_ref_resize_bbox((a, b, c, d), (ww, hh))
           for a, b, c, d, ww, hh in zip(x0, y0, x1, y1, w, h)]
   np.testing.assert_array_equal(got, np.asarray(want, np.float32))
-  settings = ev.Settings(methods=("cam",), protocols=("clean", "wsolevaluation", "paper"),
-                         region_size=3, image_size=224, resize_size=224, threshold_step=0.01,
-                         loc_threshold=0.2, paper_gt="exact", loss="softmax")
+  from experiments import _wsol_results  # pylint: disable=g-import-not-at-top
+  settings = _wsol_results.Settings(
+      methods=("cam",), protocols=("clean", "wsolevaluation", "paper"), region_size=3,
+      image_size=224, resize_size=224, threshold_step=0.01, loc_threshold=0.2, paper_gt="exact",
+      loss="softmax")
   assert settings.gt_transforms == {"clean": "exact", "wsolevaluation": "wsolevaluation",
                                     "paper": "exact"}
   # With a centre crop (256 -> 224) the truncated resize is shifted by the crop offset 16.

@@ -385,6 +385,78 @@ def test_cli_equals_the_peer_loop_with_other_grids(tmp_path, capsys):
   assert _localization(out) == perf
 
 
+@pytest.mark.parametrize("multi", [False, True])
+def test_multi_threaded_equals_single_threaded(tmp_path, capsys, multi):
+  """Worker threads (each reads and scans its own chunks) give every curve cell of one thread,
+  and of the peer's loop, whatever the chunking; float32, float64 and integer maps mixed in
+  one chunk (the per-thread batch, the stacked group and the cast group)."""
+  meta_root, sm_root, ids = write_box_dataset(tmp_path, n=24, seed=4)
+  for k in (2, 5, 11):
+    p = sm_root / (ids[k] + ".npy")
+    np.save(p, np.load(p).astype(np.float32))
+  p = sm_root / (ids[7] + ".npy")
+  np.save(p, (np.load(p) > 0.5).astype(np.int64))  # an integer map: cast to float64 as t2n
+  argv = ["--scoremap_root", sm_root, "--metadata_root", meta_root, "--dataset_name", "CUB",
+          "--split", "test", "--no_progress", "--multi_iou_eval"] + (
+              ["--multi_contour_eval"] if multi else [])
+  recs = []
+  for threads, chunk in (("1", "24"), ("2", "3"), ("3", "1"), ("2", "64")):
+    out_json = tmp_path / f"r{threads}_{chunk}.json"
+    code, out, err = _run(capsys, *argv, "--num_threads", threads, "--chunk_size", chunk,
+                          "--output", out_json)
+    assert code == 0, err
+    recs.append(json.loads(out_json.read_text()))
+  perf, curves = reference_boxes(str(meta_root), "CUB", "test", str(sm_root), multi=multi,
+                                 multi_iou=True)
+  for rec in recs:
+    assert rec["localization"] == perf and rec["num_images"] == 24
+    for d, c in curves.items():
+      np.testing.assert_array_equal(np.asarray(rec["box_acc_curves"][str(d)]), c)
+
+
+def test_map_chunks_keeps_id_order_and_raises_at_the_missing_map(tmp_path):
+  ids = [f"m{k}" for k in range(23)]
+  paths = []
+  for k, i in enumerate(ids):
+    paths.append(str(tmp_path / (i + ".npy")))
+    np.save(paths[-1], np.full((5, 6), k / 100.0))
+  seen = []
+  for chunk, res in scoremaps.map_chunks(
+      ids, paths, lambda ch: [float(m[0, 0]) for m in ch.maps], chunk_size=4, num_workers=3):
+    assert chunk.maps == [] and len(res) == len(chunk.indices)
+    seen += chunk.indices
+    assert res == [k / 100.0 for k in chunk.indices]  # the rows of the reused buffers
+  assert seen == list(range(23))
+  os.remove(paths[13])
+  with pytest.raises(scoremaps.MissingScoreMap, match="'m13'"):
+    for _ in scoremaps.map_chunks(ids, paths, lambda ch: None, chunk_size=4, num_workers=2):
+      pass
+  got = [c.missing for c, _ in scoremaps.map_chunks(ids, paths, lambda ch: None, chunk_size=4,
+                                                    num_workers=2, allow_missing=True)]
+  assert sum(got, []) == [13]
+
+
+def test_fast_npy_reader_equals_np_load(tmp_path):
+  """The cached-header reader gives np.load's array (dtype, shape, bytes) for the layouts it
+  takes, falls back to np.load for the others, and reports truncated files."""
+  rng = np.random.default_rng(0)
+  arrays = [rng.random((7, 9)), rng.random((7, 9)).astype(np.float32),
+            rng.random((7, 9)).astype(">f8"), np.asfortranarray(rng.random((7, 9))),
+            rng.integers(0, 5, (3, 4)), np.zeros((0, 4))]
+  for k, a in enumerate(arrays * 2):  # the second time the header is cached
+    p = tmp_path / f"a{k}.npy"
+    np.save(p, a)
+    m = scoremaps.load_scoremap(f"a{k}", str(p))
+    ref = np.load(p)
+    assert m.dtype == ref.dtype and m.shape == ref.shape
+    np.testing.assert_array_equal(m, ref)
+  p = tmp_path / "t.npy"
+  np.save(p, rng.random((7, 9)))
+  p.write_bytes(p.read_bytes()[:-8])
+  with pytest.raises(scoremaps.BadScoreMap, match="not a readable"):
+    scoremaps.load_scoremap("t", str(p))
+
+
 def test_module_entry_point_exit_status_and_last_line(tmp_path):
   meta_root, sm_root, _ = write_box_dataset(tmp_path, n=6)
   env = dict(os.environ, PYTHONPATH=REPO)
@@ -477,7 +549,8 @@ def test_chunk_size_does_not_change_the_numbers(tmp_path, capsys):
 
 
 def test_memory_is_bounded_by_the_chunks_on_many_small_maps(tmp_path, monkeypatch, capsys):
-  """400 maps, chunks of 8, prefetch 2: never more than (2 + 2) * 8 maps alive at once."""
+  """400 maps, chunks of 8, 2 worker threads: never more than 4 * 8 maps alive at once (each
+  worker holds one chunk; the maps are rows of its reused buffer)."""
   n, chunk = 400, 8
   meta_dir = tmp_path / "metadata" / "CUB" / "test"
   meta_dir.mkdir(parents=True)
@@ -496,8 +569,8 @@ def test_memory_is_bounded_by_the_chunks_on_many_small_maps(tmp_path, monkeypatc
   loaded = [0]
   real = scoremaps.load_scoremap
 
-  def counting(image_id, path):
-    m = real(image_id, path)
+  def counting(image_id, path, **kw):
+    m = real(image_id, path, **kw)
     live[0] += 1
     live[1] = max(live[1], live[0])
     loaded[0] += 1
@@ -507,7 +580,7 @@ def test_memory_is_bounded_by_the_chunks_on_many_small_maps(tmp_path, monkeypatc
   monkeypatch.setattr(scoremaps, "load_scoremap", counting)
   code, out, err = _run(capsys, "--scoremap_root", sm_root, "--metadata_root",
                         tmp_path / "metadata", "--dataset_name", "CUB", "--split", "test",
-                        "--chunk_size", chunk, "--no_progress")
+                        "--chunk_size", chunk, "--no_progress", "--num_threads", 2)
   assert code == 0, err
   assert loaded[0] == n
   assert live[1] <= 4 * chunk, live

@@ -419,7 +419,8 @@ MUTANTS: list[M] = [
       "float64 maps quantised through float32 (uint8 levels of the float32 value)"),
     M(LOCALIZATION, "        hi_x = hi_y = np.inf", "        pass", T_CLI,
       "maps as saved: GT boxes must lie inside the (smaller) map frame"),
-    M(CLI, "    if maps.dtype == np.float64:\n      maps = _gray_as_float32(maps)\n", "", T_CLI,
+    M(CLI, "    if maps.dtype != np.float64:\n      maps = np.ascontiguousarray(maps, np.float32)",
+      "    if True:\n      maps = np.ascontiguousarray(maps, np.float32)", T_CLI,
       "command line: float64 maps quantised through float32"),
 ]
 

@@ -272,6 +272,28 @@ def _hit_level(x0, y0, x1, y1, gt, gt_valid, gt_area, iou_thr, box_mode, clamp, 
 
 
 @numba.njit(cache=True, nogil=True)
+def v1_hit_levels(box, area, gt, gt_valid, iou_thr, box_mode, width, height, out):
+  """``out[b, t]`` = IoU thresholds met by the V1 box ``box[b, t]`` (inclusive extent, the
+  ``box`` output of :func:`scan_maps`) against its best GT box, the box taken through
+  ``box_mode``; an empty foreground (``area == 0``) is the box ``(0, 0, 0, 0)`` as is (the
+  wsolevaluation convention). The clamped IoU of :func:`_hit_level`."""
+  num_b, num_t = area.shape
+  gt_area = np.empty(gt.shape[1], np.float32)
+  one = np.float32(1.0)
+  for b in range(num_b):
+    for g in range(gt.shape[1]):
+      gt_area[g] = (gt[b, g, 2] - gt[b, g, 0] + one) * (gt[b, g, 3] - gt[b, g, 1] + one)
+    for t in range(num_t):
+      if area[b, t] == 0:
+        out[b, t] = _hit_level(0, 0, 0, 0, gt[b], gt_valid[b], gt_area, iou_thr, BOX_INCLUSIVE,
+                               True, width, height)
+      else:
+        out[b, t] = _hit_level(np.int64(box[b, t, 0]), np.int64(box[b, t, 1]),
+                               np.int64(box[b, t, 2]), np.int64(box[b, t, 3]), gt[b],
+                               gt_valid[b], gt_area, iou_thr, box_mode, True, width, height)
+
+
+@numba.njit(cache=True, nogil=True)
 def _outer_contour_area2(act, start, stride):
   """Twice the ``cv2.contourArea`` of the outer contour of the component whose
   first pixel in raster order is ``start`` (padded-grid index; ``act`` marks
@@ -794,6 +816,44 @@ def _quantize_map(m, mode, normalize, ts, table, lut, levels, q_out, q_float, lh
 
 
 @numba.njit(cache=True, nogil=True)
+def _quantize_gray_raw(m, table, levels, q_out, lhist, stats):
+  """``QUANT_UINT8`` without normalisation, fused with the validity statistics.
+
+  One pass over a float32 or float64 map: ``level = int(255 * float64(v))``
+  for ``v`` in [0, 1] (numpy's ``uint8(255 m)`` of the float64 value, exactly;
+  values outside [0, 1] are clamped and NaN counts as 0, so that the scan
+  stays in bounds -- such maps are rejected by the caller from ``stats``),
+  the level histogram ``lhist``, the queries ``table[max level]``, and
+  ``stats = (min, max, has NaN)`` (min and max count a NaN as 0: only
+  meaningful when there is none).
+  """
+  height, width = m.shape
+  for i in range(lhist.shape[0]):
+    lhist[i] = 0
+  top = 0
+  mn = np.inf
+  mx = -np.inf
+  nan = False
+  for y in range(height):
+    for x in range(width):
+      v = np.float64(m[y, x])
+      isn = v != v
+      nan |= isn
+      w = 0.0 if isn else v
+      mn = min(mn, w)
+      mx = max(mx, w)
+      lev = np.int32(min(max(w, 0.0), 1.0) * 255.0)
+      levels[y, x] = lev
+      lhist[lev] += 1
+      top = max(top, lev)
+  stats[0] = mn
+  stats[1] = mx
+  stats[2] = 1.0 if nan else 0.0
+  for t in range(q_out.shape[0]):
+    q_out[t] = table[top, t]
+
+
+@numba.njit(cache=True, nogil=True)
 def _resize_cubic64(m, iy, wy, ix, wx, tmp, out):
   """``cv2.resize(float64(m), INTER_CUBIC)`` bit for bit: a horizontal then a
   vertical 4-tap pass in float64 with OpenCV's float32 tap weights and
@@ -1035,8 +1095,8 @@ def _make_workspace(raw_h, raw_w, height, width, num_levels, num_t, track, holes
 def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, hi,
                 iy, wy, ix, wx, want_v1, want_v2, max_boxes, largest, hole_boxes,
                 gt, gt_valid, iou_thr, box_mode, clamp, empty_box,
-                out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, out_invalid, reps, quad,
-                reps4, ws):
+                out_box, out_area, out_v2, out_mbox, out_marea, out_ncomp, out_invalid, out_stats,
+                reps, quad, reps4, ws):
   (tmp, big, act, parent, attr, rpos, rlist, win, hole_level, hparent, hact, hattr, hlist, need,
    counts, bucket, dq, order, levels, lhist, q) = ws
   _, raw_h, raw_w = maps.shape
@@ -1044,13 +1104,21 @@ def _scan_chunk(maps, mode, normalize, ts, table, lut, q_float, num_levels, lo, 
   height = levels.shape[0]
   width = levels.shape[1]
   holes_on = want_v2 and hole_boxes
+  raw_gray = mode == QUANT_UINT8 and not normalize and not resize
   for b in range(lo, hi):
-    finite = True
-    for y in range(raw_h):
-      for x in range(raw_w):
-        finite &= np.isfinite(maps[b, y, x])
-    out_invalid[b] = not finite
-    if resize:
+    if raw_gray:  # one pass: levels, histogram and the validity statistics
+      _quantize_gray_raw(maps[b], table, levels, q, lhist, out_stats[b])
+      out_invalid[b] = (out_stats[b, 2] != 0.0 or out_stats[b, 1] == np.inf
+                        or out_stats[b, 0] == -np.inf)
+    else:
+      finite = True
+      for y in range(raw_h):
+        for x in range(raw_w):
+          finite &= np.isfinite(maps[b, y, x])
+      out_invalid[b] = not finite
+    if raw_gray:
+      pass
+    elif resize:
       _resize_cubic64(maps[b], iy, wy, ix, wx, tmp, big)
       _quantize_map(big, mode, normalize, ts, table, lut, levels, q, q_float, lhist)
     else:
@@ -1113,7 +1181,9 @@ def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lu
   """Quantises float maps and runs the one-pass component scan over the batch.
 
   Args:
-    maps: float32 ``[B, h, w]``.
+    maps: float32 ``[B, h, w]`` (float64 is kept as float64 for ``QUANT_UINT8``
+      without ``normalize`` or resize: levels ``int(255 v)`` of the float64
+      values, wsolevaluation's ``uint8(255 m)``; every other case reads float32).
     mode: ``QUANT_FLOAT`` (foreground of query t: ``level >= q_float[t]`` with
       ``level = #{thresholds < v}``), ``QUANT_UINT8`` (``level = floor(255 v)``)
       or ``QUANT_CUBEHELIX`` (``level = lut[min(floor(256 v), 255)]``); for
@@ -1144,9 +1214,15 @@ def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lu
     ``[B, T]`` (number of IoU thresholds met by the best box),
     ``num_components`` int32 ``[B, T]``, ``multi_box`` int32 ``[B, T, K, 4]``,
     ``multi_area`` int32 ``[B, T, K]``, ``invalid`` bool ``[B]`` (the map,
-    before any resize, has a NaN or inf).
+    before any resize, has a NaN or inf), ``stats`` float64 ``[B, 3]`` (``QUANT_UINT8``
+    without ``normalize`` or resize: the map's min, max and 1.0 if it holds a NaN,
+    computed in the quantisation pass; zeros otherwise).
   """
-  maps = np.ascontiguousarray(maps, dtype=np.float32)
+  raw_gray = mode == QUANT_UINT8 and not normalize and resize_taps is None
+  if raw_gray and np.asarray(maps).dtype == np.float64:
+    maps = np.ascontiguousarray(maps)  # levels int(255 v) of the float64 values, as the peer
+  else:
+    maps = np.ascontiguousarray(maps, dtype=np.float32)
   num_b = maps.shape[0]
   if resize_taps is None:
     iy = ix = np.zeros((0, 4), np.int64)
@@ -1188,6 +1264,7 @@ def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lu
       "multi_box": np.zeros((num_b, num_t, k, 4), np.int32),
       "multi_area": np.zeros((num_b, num_t, k), np.int32),
       "invalid": np.zeros(num_b, np.bool_),
+      "stats": np.zeros((num_b, 3), np.float64),
   }
   if num_b == 0:
     return out
@@ -1195,7 +1272,7 @@ def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lu
   tail = (iy, wy, ix, wx, bool(want_v1), bool(want_v2), k, int(largest), bool(hole_boxes), gt,
           gt_valid, iou_thr, int(box_mode), bool(clamp), eb, out["box"], out["area"],
           out["v2_level"], out["multi_box"], out["multi_area"], out["num_components"],
-          out["invalid"], _REPS, _QUAD, _REPS4)
+          out["invalid"], out["stats"], _REPS, _QUAD, _REPS4)
   threads = default_num_threads() if num_threads is None else max(1, int(num_threads))
   threads = min(threads, num_b)
   track = k > 0 or (want_v1 and largest == LARGEST_CONTOUR) or (want_v2 and hole_boxes)

@@ -185,14 +185,19 @@ class _Progress:
 class PeerBoxCounts:
   """evaluation.py's ``BoxEvaluator`` counts on the numba engine, without JAX.
 
-  The wsolevaluation protocol on maps as saved: ``uint8(255 m)`` (float64 maps
-  through :data:`_GRAY_AS_FLOAT32`, exactly), ``gray > int(t * max(gray))``, V1 =
-  the box of the largest contour (``cv2.contourArea``, OpenCV's tie order), V2 =
-  every outer and hole contour, boxes ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``
-  in the map's own frame, ``(0, 0, 0, 0)`` for an empty foreground, IoU ">= delta"
-  decided division free in float32 as the engine does everywhere. The same
-  numbers as ``max_box_accuracy("wsolevaluation", normalize=False)`` (tested),
-  without importing JAX (whose start-up dominates short runs).
+  The wsolevaluation protocol on maps as saved: ``uint8(255 m)`` of the float64
+  value (float64 maps are read as float64 by the engine, float32 maps through
+  their exact float64 values), ``gray > int(t * max(gray))``, V1 = the box of
+  the largest contour (``cv2.contourArea``, OpenCV's tie order), V2 = every
+  outer and hole contour, boxes ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``
+  in the map's own frame, ``(0, 0, 0, 0)`` for an empty foreground, IoU ">=
+  delta" decided division free in float32 as the engine does everywhere. The
+  same numbers as ``max_box_accuracy("wsolevaluation", normalize=False)``
+  (tested), without importing JAX (whose start-up dominates short runs).
+
+  :meth:`levels` is pure (thread safe: the command line calls it from several
+  threads at once, one engine thread each); :meth:`add` / :meth:`update`
+  accumulate. Integer counts: any split or order gives the same numbers.
   """
 
   def __init__(self, thresholds: np.ndarray, iou_thresholds: Sequence[float], v2: bool,
@@ -207,68 +212,90 @@ class PeerBoxCounts:
     self.hits = np.zeros((len(self.iou_thr), self.num_t), np.int64)
     self.num_images = 0
 
-  def update(self, maps: np.ndarray, gt: np.ndarray, gt_mask: np.ndarray) -> None:
+  def levels(self, maps: np.ndarray, gt: np.ndarray, gt_mask: np.ndarray,
+             num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(level, stats)``: int64 ``[B, T]`` IoU thresholds met per map and threshold, and
+    float64 ``[B, 3]`` (min, max, has NaN) of each map (from the quantisation pass)."""
     from infocam_jax.wsol import _numba_kernel
     c = self.c
-    if maps.dtype == np.float64:
-      maps = _gray_as_float32(maps)
+    if maps.dtype != np.float64:
+      maps = np.ascontiguousarray(maps, np.float32)  # exactly its float64 values
     b, h, w = maps.shape
+    gt = np.ascontiguousarray(gt, np.float32)
+    gt_mask = np.ascontiguousarray(gt_mask, np.bool_)
     out = _numba_kernel.scan_maps(
         maps, mode=c.QUANT_UINT8, normalize=False, thresholds=np.zeros(self.num_t, np.float32),
         table=self.table, want_v1=not self.v2, largest=c.LARGEST_CONTOUR,
         gt=gt if self.v2 else None, gt_valid=gt_mask if self.v2 else None,
         iou_thr=self.iou_thr if self.v2 else None, box_mode=c.BOX_CONTOUR_CLIPPED, clamp=True,
-        empty_box=(0, 0, 0, 0), hole_boxes=self.v2, max_boxes=0, num_threads=self.num_threads)
+        empty_box=(0, 0, 0, 0), hole_boxes=self.v2, max_boxes=0,
+        num_threads=self.num_threads if num_threads is None else num_threads)
     if self.v2:
-      level = out["v2_level"].astype(np.int64)  # [B, T]
+      level = out["v2_level"].astype(np.int64)
     else:
-      box = out["box"].astype(np.float32)  # inclusive extent [B, T, 4]
-      box[..., 2] = np.minimum(box[..., 2] + 1, w - 1)  # OpenCV's x + w, clipped to W - 1
-      box[..., 3] = np.minimum(box[..., 3] + 1, h - 1)
-      box[out["area"] == 0] = 0  # no contour: the box (0, 0, 0, 0)
-      a = box[:, :, None, :]
-      g = np.asarray(gt, np.float32)[:, None, :, :]
-      one = np.float32(1.0)
-      iw = np.maximum(np.minimum(a[..., 2], g[..., 2]) - np.maximum(a[..., 0], g[..., 0]) + one,
-                      np.float32(0))
-      ih = np.maximum(np.minimum(a[..., 3], g[..., 3]) - np.maximum(a[..., 1], g[..., 1]) + one,
-                      np.float32(0))
-      inter = iw * ih
-      area = lambda x: (x[..., 2] - x[..., 0] + one) * (x[..., 3] - x[..., 1] + one)
-      union = (area(a) + area(g)) - inter
-      hit = (union[..., None] > 0) & (inter[..., None] >= self.iou_thr * union[..., None])
-      level = np.where(np.asarray(gt_mask)[:, None, :], hit.sum(-1), 0).max(-1, initial=0)
+      level = np.zeros((b, self.num_t), np.int64)
+      _numba_kernel.v1_hit_levels(out["box"], out["area"], gt, gt_mask, self.iou_thr,
+                                  c.BOX_CONTOUR_CLIPPED, w, h, level)
+    return level, out["stats"]
+
+  def hits_of(self, level: np.ndarray) -> np.ndarray:
+    """int64 ``[J, T]``: maps meeting IoU threshold j at CAM threshold t."""
     j = np.arange(len(self.iou_thr))
-    self.hits += (level[:, None, :] > j[None, :, None]).sum(0)
-    self.num_images += b
+    return (level[:, None, :] > j[None, :, None]).sum(0)
+
+  def add(self, hits: np.ndarray, num_images: int) -> None:
+    self.hits += hits
+    self.num_images += num_images
+
+  def update(self, maps: np.ndarray, gt: np.ndarray, gt_mask: np.ndarray) -> None:
+    level, _ = self.levels(maps, gt, gt_mask)
+    self.add(self.hits_of(level), maps.shape[0])
 
   def curves(self) -> np.ndarray:
     """``[J, T]`` accuracies in percent, as the peer: ``hits * 100. / count``."""
     return self.hits.astype(np.float64) * 100. / float(self.num_images)
 
 
-_GRAY_AS_FLOAT32 = ((np.arange(256) + 0.5) / 255.0).astype(np.float32)
-
-
-def _gray_as_float32(m: np.ndarray) -> np.ndarray:
-  """float64 maps in [0, 1] -> float32 maps whose engine level ``int(255 v)`` is the peer's
-  ``uint8(255 m)`` of the float64 value."""
-  return _GRAY_AS_FLOAT32[(m * 255.0).astype(np.uint8)]
-
-
-def _peer_batch(maps: Sequence[np.ndarray]) -> np.ndarray:
-  """Valid 2-D maps of one shape -> the float32 batch the engine reads: float32 maps as saved,
-  others through their float64 gray levels, one map at a time (cache sized; about 10x faster
-  than stacking float64 maps first)."""
-  out = np.empty((len(maps),) + maps[0].shape, np.float32)
-  tmp = np.empty(maps[0].shape, np.float64)
-  for k, m in enumerate(maps):
-    if m.dtype == np.float32:
-      out[k] = m
+def _peer_chunk(counts: PeerBoxCounts, chunk: scoremaps.Chunk, gt: np.ndarray,
+                gt_mask: np.ndarray) -> tuple[np.ndarray, int, dict[str, list[int]]]:
+  """One chunk under the wsolevaluation protocol, in the calling worker thread: ``(hits
+  [J, T], maps counted, {"nan": ids, "range": ids})``. Validity comes from the engine's
+  quantisation pass (``check_scoremap_validity``: NaN, then values outside [0, 1]); invalid
+  maps are left out of the hits (the run fails on them anyway)."""
+  groups: dict[tuple, list[int]] = {}
+  for pos, m in enumerate(chunk.maps):
+    groups.setdefault((m.shape, m.dtype), []).append(pos)
+  hits = np.zeros_like(counts.hits)
+  n = 0
+  invalid: dict[str, list[int]] = {"nan": [], "range": []}
+  for (shape, dtype), poss in groups.items():
+    idx = np.asarray([chunk.indices[p] for p in poss])
+    b = chunk.batch
+    if b is not None and b.shape == (len(poss),) + shape and b.dtype == dtype:
+      batch = b  # the maps were read into these rows, in this order: no copy
     else:
-      np.multiply(m, 255.0, out=tmp)
-      np.take(_GRAY_AS_FLOAT32, tmp.astype(np.uint8), out=out[k])
-  return out
+      batch = np.stack([chunk.maps[p] for p in poss])
+    if dtype not in (np.float32, np.float64):
+      batch = batch.astype(np.float64)  # the peer's t2n
+    level, stats = counts.levels(batch, gt[idx], gt_mask[idx], num_threads=1)
+    nan = stats[:, 2] != 0
+    rng = ~nan & ((stats[:, 1] > 1) | (stats[:, 0] < 0))
+    if nan.any() or rng.any():
+      invalid["nan"] += idx[nan].tolist()
+      invalid["range"] += idx[rng].tolist()
+      level = level[~(nan | rng)]
+    hits += counts.hits_of(level)
+    n += level.shape[0]
+  return hits, n, invalid
+
+
+def _num_threads(args) -> int:
+  if args.num_threads is not None:
+    return args.num_threads
+  try:
+    return max(1, len(os.sched_getaffinity(0)))
+  except AttributeError:  # pragma: no cover - non-Linux
+    return max(1, os.cpu_count() or 1)
 
 
 def _evaluate_boxes(args, meta: meta_lib.Metadata, thresholds: np.ndarray, ious: list[int]
@@ -302,23 +329,24 @@ def _evaluate_boxes(args, meta: meta_lib.Metadata, thresholds: np.ndarray, ious:
   bar = _Progress(n, args.no_progress)
   t0 = time.perf_counter()
   try:
-    for chunk in scoremaps.read_chunks(ids, paths, chunk_size=args.chunk_size,
-                                       allow_missing=args.allow_missing):
+    if peer:  # every worker thread reads a chunk and runs the engine on it (one thread each)
+      for chunk, (hits, num, bad) in scoremaps.map_chunks(
+          ids, paths, lambda ch: _peer_chunk(counts, ch, gt, gt_mask),
+          chunk_size=args.chunk_size, num_workers=_num_threads(args),
+          allow_missing=args.allow_missing):
+        missing += chunk.missing
+        counts.add(hits, num)
+        invalid["nan"] += bad["nan"]
+        invalid["range"] += bad["range"]
+        bar.update(len(chunk.indices) + len(chunk.missing))
+    for chunk in () if peer else scoremaps.read_chunks(
+        ids, paths, chunk_size=args.chunk_size, allow_missing=args.allow_missing):
       missing += chunk.missing
       groups: dict[tuple, list[int]] = {}
-      for pos, (i, m) in enumerate(zip(chunk.indices, chunk.maps)):
-        if peer:
-          why = _peer_validity(m)
-          if why is not None:
-            invalid[why].append(i)
-            continue
-        key = (m.shape,) if peer else (m.shape, _as_kernel_input(m[:1, :1]).dtype)
-        groups.setdefault(key, []).append(pos)
+      for pos, m in enumerate(chunk.maps):
+        groups.setdefault((m.shape, _as_kernel_input(m[:1, :1]).dtype), []).append(pos)
       for poss in groups.values():
         idx = np.asarray([chunk.indices[p] for p in poss])
-        if peer:
-          counts.update(_peer_batch([chunk.maps[p] for p in poss]), gt[idx], gt_mask[idx])
-          continue
         maps = np.stack([_as_kernel_input(chunk.maps[p]) for p in poss])
         try:
           state = ev.update(state, maps, gt[idx], gt_mask[idx])

@@ -294,6 +294,52 @@ def v1_hit_levels(box, area, gt, gt_valid, iou_thr, box_mode, width, height, out
 
 
 @numba.njit(cache=True, nogil=True)
+def mask_histograms(m, mask, edges, inv_step, fg, bg, stats):
+  """PxAP's per-map histograms, ``np.histogram``'s bins exactly, in one pass.
+
+  ``fg`` / ``bg`` (int64 ``[len(edges) - 1]``, overwritten) count the float64 scores of the
+  pixels with ``mask == 1`` / ``mask == 0`` in ``[e_i, e_{i+1})``, the last bin closed;
+  scores outside ``[e_0, e_last]`` and NaN are not counted (``np.histogram``'s range).
+  ``edges`` ascending float64; ``inv_step`` only speeds up the search (a first guess
+  ``int((v - e_0) * inv_step)`` that the comparisons then correct). ``stats`` = (min, max, 1.0
+  if a NaN) of the map (min and max count a NaN as 0), as :func:`_quantize_gray_raw`.
+  """
+  nb = edges.shape[0] - 1
+  for i in range(nb):
+    fg[i] = 0
+    bg[i] = 0
+  lo = edges[0]
+  hi = edges[nb]
+  mn = np.inf
+  mx = -np.inf
+  nan = False
+  height, width = m.shape
+  for y in range(height):
+    for x in range(width):
+      v = np.float64(m[y, x])
+      isn = v != v
+      nan |= isn
+      w = 0.0 if isn else v
+      mn = min(mn, w)
+      mx = max(mx, w)
+      k = mask[y, x]
+      if (k != 0 and k != 1) or not (v >= lo and v <= hi):
+        continue
+      i = min(max(np.int64((v - lo) * inv_step), 0), nb - 1)
+      while i > 0 and edges[i] > v:
+        i -= 1
+      while i < nb - 1 and edges[i + 1] <= v:
+        i += 1
+      if k == 1:
+        fg[i] += 1
+      else:
+        bg[i] += 1
+  stats[0] = mn
+  stats[1] = mx
+  stats[2] = 1.0 if nan else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
 def _outer_contour_area2(act, start, stride):
   """Twice the ``cv2.contourArea`` of the outer contour of the component whose
   first pixel in raster order is ``start`` (padded-grid index; ``act`` marks

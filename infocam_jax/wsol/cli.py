@@ -419,20 +419,34 @@ def _evaluate_masks(args, meta: meta_lib.Metadata, thresholds: np.ndarray) -> di
 
   invalid: dict[str, list[int]] = {"nan": [], "range": [], "shape": []}
   missing: list[int] = []
+
+  def work(chunk: scoremaps.Chunk):
+    """One chunk in a worker thread (masks read there too): its histograms and invalid maps."""
+    part = ev.init()
+    bad: dict[str, list[int]] = {"nan": [], "range": [], "shape": []}
+    for i, m, mask in zip(chunk.indices, chunk.maps, chunk.extras):
+      if m.shape != mask.shape:
+        bad[_peer_validity(m) or "shape"].append(i)
+        continue
+      fg, bg, stats = ev.histograms_and_stats(m, mask)
+      why = "nan" if stats[2] else "range" if stats[1] > 1 or stats[0] < 0 else None
+      if why is not None:
+        bad[why].append(i)
+        continue
+      part = pxap_lib.PxAPState(part.gt_true_hist + fg, part.gt_false_hist + bg,
+                                part.num_maps + 1)
+    return part, bad
+
   bar = _Progress(n, args.no_progress)
   t0 = time.perf_counter()
   try:
-    for chunk in scoremaps.read_chunks(ids, paths, chunk_size=args.chunk_size,
-                                       allow_missing=args.allow_missing, extra=load):
+    for chunk, (part, bad) in scoremaps.map_chunks(
+        ids, paths, work, chunk_size=args.chunk_size, num_workers=_num_threads(args),
+        allow_missing=args.allow_missing, extra=load):
       missing += chunk.missing
-      for i, m, mask in zip(chunk.indices, chunk.maps, chunk.extras):
-        why = _peer_validity(m)
-        if why is None and m.shape != mask.shape:
-          why = "shape"
-        if why is not None:
-          invalid[why].append(i)
-          continue
-        state = ev.update(state, m, mask)
+      state = ev.merge(state, part)
+      for k in invalid:
+        invalid[k] += bad[k]
       bar.update(len(chunk.indices) + len(chunk.missing))
   finally:
     bar.close()

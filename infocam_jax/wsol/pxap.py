@@ -71,6 +71,8 @@ class PxAP:
     if th.size == 0 or np.any(np.diff(th) <= 0) or th[0] < 0 or th[-1] >= 1:
       raise ValueError("`cam_thresholds` must be non-empty, strictly increasing and in [0, 1).")
     object.__setattr__(self, "cam_thresholds", tuple(float(x) for x in th))
+    object.__setattr__(self, "_edges", np.append(th, [1.0, 2.0, 3.0]))
+    object.__setattr__(self, "_inv_step", float(len(th)) / (1.0 - th[0]))
 
   @property
   def bin_edges(self) -> np.ndarray:
@@ -87,20 +89,30 @@ class PxAP:
     ``scoremap``: real ``[H, W]`` in [0, 1] (cast to float64); ``mask``: ``[H, W]``
     with 1 = foreground, 0 = background, anything else ignored.
     """
-    m = np.asarray(scoremap, np.float64)
-    if m.ndim != 2 or np.shape(mask) != m.shape:
-      raise ValueError(f"score map {m.shape} and mask {np.shape(mask)} must be the same 2-D shape.")
-    edges = self.bin_edges
-    nb = edges.size - 1
+    fg, bg, _ = self.histograms_and_stats(scoremap, mask)
+    return fg, bg
+
+  def histograms_and_stats(self, scoremap: np.ndarray, mask: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`histograms` and the map's ``(min, max, has NaN)`` (float64 ``[3]``; min and max
+    count a NaN as 0), from one pass of the numba kernel (it releases the GIL)."""
+    from infocam_jax.wsol import _numba_kernel
+    m = np.asarray(scoremap)
+    if m.dtype not in (np.float32, np.float64):
+      m = m.astype(np.float64)  # float32 scores are read as their (exact) float64 values
+    mk = np.asarray(mask)
+    if m.ndim != 2 or mk.shape != m.shape:
+      raise ValueError(f"score map {m.shape} and mask {mk.shape} must be the same 2-D shape.")
+    if mk.dtype != np.uint8:
+      mk = np.where(mk == 1, 1, np.where(mk == 0, 0, 255)).astype(np.uint8)
+    edges = self._edges
+    fg = np.empty(edges.size - 1, np.int64)
+    bg = np.empty(edges.size - 1, np.int64)
+    stats = np.empty(3, np.float64)
     # np.histogram's bins: [e_i, e_{i+1}) and the last one closed.
-    idx = np.searchsorted(edges, m.reshape(-1), side="right") - 1
-    idx = np.where(m.reshape(-1) == edges[-1], nb - 1, idx)
-    inside = (idx >= 0) & (idx < nb)
-    mk = np.asarray(mask).reshape(-1)
-    fg = inside & (mk == 1)
-    bg = inside & (mk == 0)
-    return (np.bincount(idx[fg], minlength=nb).astype(np.int64),
-            np.bincount(idx[bg], minlength=nb).astype(np.int64))
+    _numba_kernel.mask_histograms(np.ascontiguousarray(m), np.ascontiguousarray(mk), edges,
+                                  self._inv_step, fg, bg, stats)
+    return fg, bg, stats
 
   def update(self, state: PxAPState, scoremap: np.ndarray, mask: np.ndarray) -> PxAPState:
     t, f = self.histograms(scoremap, mask)

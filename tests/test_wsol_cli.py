@@ -488,6 +488,20 @@ def test_pxap_equals_the_peers_mask_evaluator(tmp_path, capsys):
     assert "Mask AUC on split test: {}".format(ref) in out
 
 
+def test_mask_reader_equals_the_peers_float32_resize(tmp_path):
+  """``_read_mask`` (uint8 INTER_NEAREST, > 0) = the peer's ``cv2.resize(float32(img),
+  INTER_NEAREST) > 0.5`` on random sizes (down and up) and gray values 0..255."""
+  rng = np.random.default_rng(3)
+  for k in range(40):
+    h, w = int(rng.integers(1, 900)), int(rng.integers(1, 900))
+    img = rng.choice(np.array([0, 1, 127, 128, 255], np.uint8), (h, w))
+    p = tmp_path / f"m{k}.png"
+    cv2.imwrite(str(p), img)
+    ref = cv2.resize(np.float32(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)), (224, 224),
+                     interpolation=cv2.INTER_NEAREST) > 0.5
+    np.testing.assert_array_equal(pxap._read_mask(str(p), 224), ref)
+
+
 def test_pxap_bins_match_np_histogram_on_edges_and_ones():
   th = np.arange(0, 1, 0.01)
   ev = pxap.PxAP(th)

@@ -153,8 +153,10 @@ def _read_mask(path: str, size: int) -> np.ndarray:
   img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
   if img is None:
     raise ValueError(f"{path}: not an image OpenCV can read.")
-  m = np.float32(img)
-  return cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) > 0.5
+  # The peer resizes float32(img) and takes > 0.5. INTER_NEAREST copies source pixels (the
+  # same picks for every depth), so resizing the uint8 image and taking > 0 is the same mask
+  # without converting the full-size image to float32 (tested against the float32 path).
+  return cv2.resize(img, (size, size), interpolation=cv2.INTER_NEAREST) > 0
 
 
 def load_mask(mask_root: str, mask_paths: Sequence[str], ignore_path: str,

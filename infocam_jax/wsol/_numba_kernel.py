@@ -1223,7 +1223,7 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
 def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lut=None,
               resize_taps=None, want_v1=True, largest=LARGEST_PIXELS, gt=None, gt_valid=None,
               iou_thr=None, box_mode=BOX_INCLUSIVE, clamp=True, empty_box=None,
-              hole_boxes=False, max_boxes=0, num_threads=None):
+              hole_boxes=False, max_boxes=0, num_threads=None, want_stats=False):
   """Quantises float maps and runs the one-pass component scan over the batch.
 
   Args:
@@ -1253,6 +1253,7 @@ def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lu
     hole_boxes: V2 also evaluates the contour boxes of holes.
     max_boxes: K > 0 also returns the K largest components' boxes.
     num_threads: worker threads (default: the CPUs this process may use).
+    want_stats: also return ``stats`` (below).
 
   Returns:
     dict with ``box`` int32 ``[B, T, 4]`` (inclusive extent, zeros when empty),
@@ -1260,9 +1261,9 @@ def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lu
     ``[B, T]`` (number of IoU thresholds met by the best box),
     ``num_components`` int32 ``[B, T]``, ``multi_box`` int32 ``[B, T, K, 4]``,
     ``multi_area`` int32 ``[B, T, K]``, ``invalid`` bool ``[B]`` (the map,
-    before any resize, has a NaN or inf), ``stats`` float64 ``[B, 3]`` (``QUANT_UINT8``
-    without ``normalize`` or resize: the map's min, max and 1.0 if it holds a NaN,
-    computed in the quantisation pass; zeros otherwise).
+    before any resize, has a NaN or inf); with ``want_stats``, ``stats`` float64
+    ``[B, 3]`` (``QUANT_UINT8`` without ``normalize`` or resize: the map's min, max
+    and 1.0 if it holds a NaN, computed in the quantisation pass; zeros otherwise).
   """
   raw_gray = mode == QUANT_UINT8 and not normalize and resize_taps is None
   if raw_gray and np.asarray(maps).dtype == np.float64:
@@ -1312,13 +1313,16 @@ def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lu
       "invalid": np.zeros(num_b, np.bool_),
       "stats": np.zeros((num_b, 3), np.float64),
   }
+  stats = out.pop("stats")
+  if want_stats:
+    out["stats"] = stats
   if num_b == 0:
     return out
   head = (maps, int(mode), bool(normalize), ts, table, lut, q_float, num_levels)
   tail = (iy, wy, ix, wx, bool(want_v1), bool(want_v2), k, int(largest), bool(hole_boxes), gt,
           gt_valid, iou_thr, int(box_mode), bool(clamp), eb, out["box"], out["area"],
           out["v2_level"], out["multi_box"], out["multi_area"], out["num_components"],
-          out["invalid"], out["stats"], _REPS, _QUAD, _REPS4)
+          out["invalid"], stats, _REPS, _QUAD, _REPS4)
   threads = default_num_threads() if num_threads is None else max(1, int(num_threads))
   threads = min(threads, num_b)
   track = k > 0 or (want_v1 and largest == LARGEST_CONTOUR) or (want_v2 and hole_boxes)

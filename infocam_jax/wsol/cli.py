@@ -229,7 +229,7 @@ class PeerBoxCounts:
         gt=gt if self.v2 else None, gt_valid=gt_mask if self.v2 else None,
         iou_thr=self.iou_thr if self.v2 else None, box_mode=c.BOX_CONTOUR_CLIPPED, clamp=True,
         empty_box=(0, 0, 0, 0), hole_boxes=self.v2, max_boxes=0,
-        num_threads=self.num_threads if num_threads is None else num_threads)
+        num_threads=self.num_threads if num_threads is None else num_threads, want_stats=True)
     if self.v2:
       level = out["v2_level"].astype(np.int64)
     else:

@@ -296,6 +296,36 @@ def rss_run(tmp: str, num: int, sources: str, multi: bool) -> float:
   return int(out[0]) / 1024.0, float(out[1])
 
 
+def thread_scaling(metadata_root: str, scoremap_root: str, dataset: str, extra=(),
+                   runs: int = 3) -> dict:
+  """The CLI in this process, warm (start-up paid once), ``--num_threads`` 1 and 2 interleaved:
+  wall and CPU (all threads) per run. On a loaded machine a process gets CPU per runnable
+  thread, so the wall ratio still shows whether the work runs in parallel."""
+  import contextlib
+  import io
+  sys.path.insert(0, REPO)
+  from infocam_jax.wsol import cli
+
+  def one(nt):
+    c0, w0 = time.process_time(), time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+      code = cli.main(["--scoremap_root", scoremap_root, "--metadata_root", metadata_root,
+                       "--dataset_name", dataset, "--split", "test", "--no_progress",
+                       "--num_threads", str(nt), *extra])
+    assert code == 0
+    return time.perf_counter() - w0, time.process_time() - c0
+
+  one(2)
+  res = {1: [], 2: []}
+  for _ in range(runs):
+    for nt in (1, 2):
+      res[nt].append(one(nt))
+  w1, w2 = (float(np.median([r[0] for r in res[nt]])) for nt in (1, 2))
+  c1, c2 = (float(np.median([r[1] for r in res[nt]])) for nt in (1, 2))
+  return {"wall_s_1_thread": w1, "wall_s_2_threads": w2, "cpu_s_1_thread": c1,
+          "cpu_s_2_threads": c2, "wall_ratio": w1 / w2}
+
+
 def main(argv=None) -> dict:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--num-maps", type=int, default=5794)
@@ -306,6 +336,8 @@ def main(argv=None) -> dict:
   ap.add_argument("--threads", type=int, default=None,
                   help="the CLI's --num_threads (default: every CPU it may use)")
   ap.add_argument("--rss-maps", type=int, default=50000, help="0: skip the RSS run")
+  ap.add_argument("--scaling", action="store_true",
+                  help="also the in-process 1-vs-2-thread scaling (warm, interleaved)")
   ap.add_argument("--json", default=None)
   ap.add_argument("--keep", default=None, help="write the data here and keep it (reused if there)")
   args = ap.parse_args(argv)
@@ -368,6 +400,13 @@ def main(argv=None) -> dict:
     print(f"median speed-up x{out['median_speedup']:.1f} (wall), "
           f"x{out['median_cpu_speedup']:.1f} (CPU time); localization equal in every round: "
           f"{out['all_equal']}; load average {out['machine']['load_average']}")
+    if args.scaling:
+      sc = thread_scaling(meta, sm, dataset, extra + (("--multi_contour_eval",)
+                                                       if args.multi_contour else ()))
+      out["scaling"] = sc
+      print(f"in process, warm: 1 thread {sc['wall_s_1_thread']:.2f} s wall / "
+            f"{sc['cpu_s_1_thread']:.2f} CPU s, 2 threads {sc['wall_s_2_threads']:.2f} s / "
+            f"{sc['cpu_s_2_threads']:.2f} CPU s: wall ratio {sc['wall_ratio']:.2f}")
     if args.pxap:
       acc = pxap_accumulate_only(meta, mask_root, sm, min(args.num_maps, 500))
       out["accumulate_only"] = acc

@@ -24,8 +24,10 @@ mean over ``--iou_threshold_list``). OpenImages gives PxAP
 Beyond the peer: ``--protocol {wsolevaluation,paper,clean}`` (this
 project's protocols, :mod:`infocam_jax.wsol.box_accuracy`), ``--output
 results.json`` (every number, the per-threshold curves, the protocol record,
-versions), ``--num_threads``, ``--chunk_size`` (maps in memory at once: at
-most 4 chunks), ``--allow_missing``, a progress bar
+versions), ``--num_threads`` (worker threads: each reads a chunk of maps and
+evaluates it with the GIL released, so reading and evaluation run on every
+core), ``--chunk_size`` (maps per chunk: one chunk in memory per worker),
+``--allow_missing``, a progress bar
 (maps/s, on stderr when it is a terminal) and a short table on stdout before
 the ``localization:`` line.
 
@@ -96,9 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
                  help="Write every number, the curves, the protocol record and versions here "
                  "(JSON).")
   p.add_argument("--num_threads", type=int, default=None,
-                 help="Worker threads of the box engine (default: all usable CPUs).")
+                 help="Worker threads, each reading and evaluating whole chunks of maps "
+                 "(default: all usable CPUs).")
   p.add_argument("--chunk_size", type=int, default=64,
-                 help="Maps evaluated at once; memory holds at most 4 chunks of maps.")
+                 help="Maps evaluated at once; memory holds one chunk of maps per worker "
+                 "thread (wsolevaluation protocol and PxAP; the clean and paper protocols: at "
+                 "most 4 chunks).")
   p.add_argument("--allow_missing", action="store_true",
                  help="Skip missing score maps (counted and reported) instead of failing.")
   p.add_argument("--no_progress", action="store_true", help="No progress bar.")

@@ -200,8 +200,11 @@ def map_chunks(ids: Sequence[str], paths: Sequence[str], fn: Callable[[Chunk], A
     return Chunk(chunk.indices, [], chunk.missing), out
 
   if num_workers == 1:
-    for lo, hi in bounds:
-      yield task(lo, hi)
+    try:
+      for lo, hi in bounds:
+        yield task(lo, hi)
+    finally:
+      _TLS.buf = None  # the calling thread lives on: do not keep its buffer (pool threads end)
     return
   with concurrent.futures.ThreadPoolExecutor(num_workers,
                                              thread_name_prefix="scoremap-worker") as pool:

@@ -27,6 +27,8 @@ QUICK_TASKS = ";".join([
     "student(nu=1,dim=2,num_classes=10,separation=3.0)",
     "transformed(kind=half_cube,base=concentric(dim=3,num_classes=5))",
     "zipf(num_classes=100,dim=10,separation=4.0,exponent=1.0)",
+    "product(first=concentric(dim=3,num_classes=3),"
+    "second=many_classes(num_classes=5,dim=2,separation=2.5))",
 ])
 
 FULL_TASKS = ";".join(
@@ -51,9 +53,10 @@ FULL_TASKS = ";".join(
        "image(base=many_classes(num_classes=100,dim=8,separation=4.0))"])
 
 QUICK_ESTIMATORS = ",".join([
-    "classifier", "classifier_t", "nwj/label", "smile/label", "demi/label",
-    "infonce/concat", "smile/concat", "demi/concat", "gaussian_lda", "gaussian_qda", "knn",
-    "oracle:infonce/label", "oracle:nwj/label", "oracle:smile/label",
+    "classifier", "classifier_t", "nwj/label", "dv/label", "mine/label", "smile/label",
+    "demi/label", "infonce/concat", "smile/concat", "demi/concat", "gaussian_lda",
+    "gaussian_qda", "knn",
+    "oracle:infonce/label", "oracle:nwj/label", "oracle:dv/label", "oracle:smile/label",
     "oracle:demi/label", "oracle:infonce/concat", "oracle:smile/concat", "oracle:demi/concat"])
 
 
@@ -77,6 +80,7 @@ def get_config(variant: str = "quick"):
   c.eval_every = 100
   c.clip = 5.0
   c.knn_k = 3
+  c.mine_rate = 0.01
   c.truth_stderr = 0.003
   # Learning curve: one task, several training sizes (samples per class).
   c.curve_task = "many_classes(num_classes=100,dim=5,separation=3.0)"
@@ -85,11 +89,11 @@ def get_config(variant: str = "quick"):
   if variant == "full":
     c.tasks = FULL_TASKS
     c.estimators = ",".join([
-        "classifier", "classifier_t", "nwj/label", "dv/label", "smile/label", "demi/label",
-        "infonce/concat", "nwj/concat", "dv/concat", "smile/concat", "demi/concat",
-        "gaussian_lda", "gaussian_qda", "knn"]
+        "classifier", "classifier_t", "nwj/label", "dv/label", "mine/label", "smile/label",
+        "demi/label", "infonce/concat", "nwj/concat", "dv/concat", "mine/concat",
+        "smile/concat", "demi/concat", "gaussian_lda", "gaussian_qda", "knn"]
         + ["oracle:%s/%s" % (b, c_) for c_ in ("label", "concat")
-           for b in ("infonce", "nwj", "dv", "smile", "demi")])
+           for b in ("infonce", "nwj", "dv", "mine", "smile", "demi")])
     c.num_seeds = 10
     c.n_train = 50_000
     c.n_test = 10_000

@@ -9,7 +9,8 @@ Tasks are spec strings ``family(key=value,...)`` separated by ``;`` (families in
 ``infocam_jax/mibench/tasks.py``); estimators are names from
 ``infocam_jax.mibench.estimators.ESTIMATORS``, comma-separated.
 
-Variants: ``quick`` (the default; 2 CPU cores, offline, <= 20 min) and ``full`` (an
+Variants: ``quick`` (the default; 2 CPU cores, offline, <= 20 min: 9 tasks in two compiled
+size buckets, 13 estimators; see BUILD_NOTES for what it leaves to the full tier) and ``full`` (an
 accelerator: n up to 10^5 per seed, K up to 1000, every estimator, learning curves up
 to 1,000 per class; expected ~1.5-3 h on one H100, an estimate not a measurement).
 """

@@ -152,7 +152,7 @@ def curve_table(curve: Mapping[str, Any]) -> str:
 def record_tables(record: Mapping[str, Any]) -> str:
   """The benchmark's three tables from its results record (``experiments.mi_benchmark``'s
   JSON): the summary, the classifier's win / tie / lose tally, the learning curve; each
-  under a bold caption. This is what ``experiments.doc_tables`` renders into the docs."""
+  under a bold caption. This is what ``tools.doc_tables`` renders into the docs."""
   c = record["config"]
   names = [n.strip() for n in str(c["estimators"]).split(",") if n.strip()]
   cpu = record.get("cpu_time_s")

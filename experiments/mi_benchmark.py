@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -84,6 +85,8 @@ def _schema() -> dict[str, Any]:
       "eval_every": F((int,), "steps between validation checks.", at_least(1)),
       "clip": F((float,), "SMILE's tau.", pos),
       "knn_k": F((int,), "neighbours of the kNN estimator.", at_least(1)),
+      "mine_rate": F((float,), "MINE's moving-average rate (weight of the current batch).",
+                     lambda v: None if 0 < v <= 1 else f"must lie in (0, 1], got {v!r}"),
       "truth_stderr": F((float,), "MC stderr target of the true MI (nats).", pos),
       "curve_task": F((str,), "task spec of the learning curve ('' = none).", None),
       "curve_per_class": F((str,), "training samples per class on the curve.", _ints),
@@ -95,7 +98,7 @@ def estimator_config(c) -> E.Config:
   return E.Config(hidden=tuple(int(x) for x in c.hidden.split(",")), steps=c.steps,
                   batch_size=c.batch_size, learning_rate=c.learning_rate,
                   val_fraction=c.val_fraction, eval_every=c.eval_every, clip=c.clip,
-                  knn_k=c.knn_k)
+                  knn_k=c.knn_k, mine_rate=c.mine_rate)
 
 
 def _names(s):
@@ -193,12 +196,15 @@ def benchmark(c, *, output: str) -> dict[str, Any]:
   except ValueError as e:
     raise _common.UsageError(f"learning curve: {e}") from None
   wall = time.perf_counter() - t_start
+  usage = resource.getrusage(resource.RUSAGE_SELF)
   tally = report.tally(recs)
   record = {"experiment": "mi_benchmark", "tier": c.tier, "config": c.to_dict(),
             "tasks": recs, "learning_curve": curve, "tally": tally,
             "versions": io.versions(), "device": io.device_info(), "cpu_model": _cpu_model(),
             "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()),
-            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "wall_time_s": wall}
+            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime()),
+            "wall_time_s": wall, "cpu_time_s": usage.ru_utime + usage.ru_stime}
   io.write_json(output, record, indent=1)
   base = os.path.splitext(output)[0]
   md = render_markdown(record, names)
@@ -214,33 +220,15 @@ def benchmark(c, *, output: str) -> dict[str, Any]:
 
 
 def render_markdown(record: dict[str, Any], names) -> str:
-  recs = record["tasks"]
+  """The run's markdown: the tables of ``report.record_tables`` (the docs' tables), then one
+  detailed table per task."""
+  del names  # the record's config names them
   parts = [f"# MI benchmark, {record['tier']} tier ({record['date_utc']} UTC, "
-           f"{record['cpu_model']}, {record['cpu_count']} cores, {record['wall_time_s']:.0f} s)",
-           "", "## Summary: bias ± std over seeds (nats); bold = lowest RMSE", "",
-           report.summary_table(recs, names), "",
-           "## The classifier against each estimator (tasks won / tied / lost)", "",
-           "| estimator | win | tie | lose |", "|---|---|---|---|"]
-  for e, t in record["tally"].items():
-    parts.append(f"| {e} | {t['win']} | {t['tie']} | {t['lose']} |")
-  parts += ["", "## Per task", ""]
-  for t in recs:
+           f"{record['cpu_model']}, {record['cpu_count']} cores)", "",
+           report.record_tables(record), "", "## Per task", ""]
+  for t in record["tasks"]:
     parts += [report.markdown_task_table(t), ""]
-  curve = record.get("learning_curve")
-  if curve:
-    parts += [f"## Learning curve: {curve['task']} (I = {curve['truth']:.3f})", "",
-              "| estimator | " + " | ".join(f"{p['n_train'] // recs_k(curve)}/class"
-                                             for p in curve["points"]) + " | samples needed (n_train) |",
-              "|---|" + "---|" * (len(curve["points"]) + 1)]
-    for e, pts in curve["estimators"].items():
-      cells = [("-" if p["mean"] is None else f"{p['mean']:.3f}±{(p['std'] or 0):.3f}")
-               for p in pts]
-      parts.append(f"| {e} | " + " | ".join(cells) + f" | {curve['samples_needed'][e]} |")
   return "\n".join(parts) + "\n"
-
-
-def recs_k(curve) -> int:
-  return curve["points"][0]["num_classes"]
 
 
 def main() -> None:

@@ -30,7 +30,8 @@ BLOCKS = _all_blocks()
 
 def test_the_docs_have_tables():
   kinds = {kind for _, kind, _, _ in BLOCKS}
-  assert {"wsol_seeds", "wsol_run", "pc_softmax", "synthetic_mi"} <= kinds
+  assert {"wsol_seeds", "wsol_run", "pc_softmax", "synthetic_mi", "mi_benchmark",
+          "mi_benchmark_tally"} <= kinds
 
 
 @pytest.mark.parametrize("doc, kind, paths, body", BLOCKS,

@@ -83,4 +83,12 @@ def test_a_tiny_run_writes_json_tables_and_figures(tmp_path):
   assert data["learning_curve"]["samples_needed"].keys() == {"classifier", "knn"}
   for suffix in (".md", "_estimates.png", "_curve.png"):
     assert os.path.getsize(str(out).replace(".json", suffix)) > 0
-  assert rec["versions"] and rec["cpu_model"]
+  assert rec["versions"] and rec["cpu_model"] and rec["cpu_time_s"] > 0
+  # The docs render the same tables from the JSON, under the machine that ran it.
+  from tools import doc_tables  # pylint: disable=g-import-not-at-top
+  table = doc_tables.render_records("mi_benchmark", [data])
+  assert table.startswith("Machine: ") and "not recorded" not in table.splitlines()[0]
+  assert report.record_tables(data) in open(str(out).replace(".json", ".md")).read()
+  for caption in ("**Summary", "**The classifier against", "**Learning curve"):
+    assert caption in table
+  assert "| knn | " in table and "| null(num_classes=3,dim=2) | 0.00 |" in table

@@ -27,7 +27,9 @@ Kinds: ``wsol_seeds`` (run directories of ``experiments.wsol``, one per seed,
 mean ± std), ``wsol_run`` (one run directory), ``wsol_findings`` (run
 directories of one recipe on any seeds and machines: the range of each paired
 comparison that README and BUILD_NOTES state, and in how many runs it holds),
-``pc_softmax`` (a ``results.json``), ``synthetic_mi`` (a results JSON).
+``pc_softmax`` (a ``results.json``), ``synthetic_mi`` (a results JSON),
+``mi_benchmark`` (the JSON of ``experiments.mi_benchmark``: summary, win / tie /
+lose, learning curve), ``mi_benchmark_tally`` (its win / tie / lose table alone).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from infocam_jax.evaluators.cam_methods import METHODS
+from infocam_jax.mibench import report as mibench_report
 from infocam_jax.seeds import pm, stat as seed_stat
 
 from experiments import _pc_softmax_results
@@ -225,7 +228,9 @@ def render_records(kind: str, records: Sequence[Mapping[str, Any]]) -> str:
     table = wsol_findings_table(records)
   else:
     renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
-        "pc_softmax": pc_softmax_table, "synthetic_mi": synthetic_mi_table}
+        "pc_softmax": pc_softmax_table, "synthetic_mi": synthetic_mi_table,
+        "mi_benchmark": mibench_report.record_tables,
+        "mi_benchmark_tally": mibench_report.record_tally}
     if kind not in renderers or len(records) != 1:
       raise ValueError(f"unknown table kind {kind!r} or wrong number of files ({len(records)})")
     table = renderers[kind](records[0])

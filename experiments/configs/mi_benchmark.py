@@ -9,7 +9,8 @@ Tasks are spec strings ``family(key=value,...)`` separated by ``;`` (families in
 ``infocam_jax/mibench/tasks.py``); estimators are names from
 ``infocam_jax.mibench.estimators.ESTIMATORS``, comma-separated.
 
-Variants: ``quick`` (the default; 2 CPU cores, offline, <= 20 min) and ``full`` (an
+Variants: ``quick`` (the default; 2 CPU cores, offline, <= 20 min: 9 tasks in two compiled
+size buckets, 13 estimators; see BUILD_NOTES for what it leaves to the full tier) and ``full`` (an
 accelerator: n up to 10^5 per seed, K up to 1000, every estimator, learning curves up
 to 1,000 per class; expected ~1.5-3 h on one H100, an estimate not a measurement).
 """
@@ -27,6 +28,8 @@ QUICK_TASKS = ";".join([
     "student(nu=1,dim=2,num_classes=10,separation=3.0)",
     "transformed(kind=half_cube,base=concentric(dim=3,num_classes=5))",
     "zipf(num_classes=100,dim=10,separation=4.0,exponent=1.0)",
+    "product(first=concentric(dim=3,num_classes=3),"
+    "second=many_classes(num_classes=5,dim=2,separation=2.5))",
 ])
 
 FULL_TASKS = ";".join(
@@ -51,9 +54,10 @@ FULL_TASKS = ";".join(
        "image(base=many_classes(num_classes=100,dim=8,separation=4.0))"])
 
 QUICK_ESTIMATORS = ",".join([
-    "classifier", "classifier_t", "nwj/label", "smile/label", "demi/label",
-    "infonce/concat", "smile/concat", "demi/concat", "gaussian_lda", "gaussian_qda", "knn",
-    "oracle:infonce/label", "oracle:nwj/label", "oracle:smile/label",
+    "classifier", "classifier_t", "nwj/label", "dv/label", "mine/label", "smile/label",
+    "demi/label", "infonce/concat", "smile/concat", "demi/concat", "gaussian_lda",
+    "gaussian_qda", "knn",
+    "oracle:infonce/label", "oracle:nwj/label", "oracle:dv/label", "oracle:smile/label",
     "oracle:demi/label", "oracle:infonce/concat", "oracle:smile/concat", "oracle:demi/concat"])
 
 
@@ -77,6 +81,7 @@ def get_config(variant: str = "quick"):
   c.eval_every = 100
   c.clip = 5.0
   c.knn_k = 3
+  c.mine_rate = 0.01
   c.truth_stderr = 0.003
   # Learning curve: one task, several training sizes (samples per class).
   c.curve_task = "many_classes(num_classes=100,dim=5,separation=3.0)"
@@ -85,11 +90,11 @@ def get_config(variant: str = "quick"):
   if variant == "full":
     c.tasks = FULL_TASKS
     c.estimators = ",".join([
-        "classifier", "classifier_t", "nwj/label", "dv/label", "smile/label", "demi/label",
-        "infonce/concat", "nwj/concat", "dv/concat", "smile/concat", "demi/concat",
-        "gaussian_lda", "gaussian_qda", "knn"]
+        "classifier", "classifier_t", "nwj/label", "dv/label", "mine/label", "smile/label",
+        "demi/label", "infonce/concat", "nwj/concat", "dv/concat", "mine/concat",
+        "smile/concat", "demi/concat", "gaussian_lda", "gaussian_qda", "knn"]
         + ["oracle:%s/%s" % (b, c_) for c_ in ("label", "concat")
-           for b in ("infonce", "nwj", "dv", "smile", "demi")])
+           for b in ("infonce", "nwj", "dv", "mine", "smile", "demi")])
     c.num_seeds = 10
     c.n_train = 50_000
     c.n_test = 10_000

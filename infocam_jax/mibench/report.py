@@ -76,9 +76,11 @@ def _f(v, digits=3):
 ORACLE_OF = {
     "classifier": "oracle:infonce/label", "classifier_t": "oracle:infonce/label",
     "infonce/label": "oracle:infonce/label", "nwj/label": "oracle:nwj/label",
-    "dv/label": "oracle:dv/label", "smile/label": "oracle:smile/label",
+    "dv/label": "oracle:dv/label", "mine/label": "oracle:mine/label",
+    "smile/label": "oracle:smile/label",
     "demi/label": "oracle:demi/label", "infonce/concat": "oracle:infonce/concat",
     "nwj/concat": "oracle:nwj/concat", "dv/concat": "oracle:dv/concat",
+    "mine/concat": "oracle:mine/concat",
     "smile/concat": "oracle:smile/concat", "demi/concat": "oracle:demi/concat",
 }
 
@@ -126,6 +128,55 @@ def summary_table(task_recs: Sequence[Mapping[str, Any]], estimators: Sequence[s
       cells.append(f"**{c}**" if e == best else c)
     lines.append(f"| {t['task']} | {t['truth']:.2f} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
+
+
+def tally_table(counts: Mapping[str, Mapping[str, int]]) -> str:
+  """The classifier's win / tie / lose counts per opponent (from :func:`tally`)."""
+  lines = ["| estimator | win | tie | lose |", "|---|---|---|---|"]
+  lines += [f"| {e} | {t['win']} | {t['tie']} | {t['lose']} |" for e, t in counts.items()]
+  return "\n".join(lines)
+
+
+def curve_table(curve: Mapping[str, Any]) -> str:
+  """The learning curve: mean ± std over seeds per training size, and the samples needed."""
+  k = curve["points"][0]["num_classes"]
+  lines = ["| estimator | " + " | ".join(f"{p['n_train'] // k}/class" for p in curve["points"])
+           + " | samples needed (n_train) |", "|---|" + "---|" * (len(curve["points"]) + 1)]
+  for e, pts in curve["estimators"].items():
+    cells = [("-" if p["mean"] is None else f"{p['mean']:.3f}±{(p['std'] or 0):.3f}")
+             for p in pts]
+    lines.append(f"| {e} | " + " | ".join(cells) + f" | {curve['samples_needed'][e]} |")
+  return "\n".join(lines)
+
+
+def record_tables(record: Mapping[str, Any]) -> str:
+  """The benchmark's three tables from its results record (``experiments.mi_benchmark``'s
+  JSON): the summary, the classifier's win / tie / lose tally, the learning curve; each
+  under a bold caption. This is what ``tools.doc_tables`` renders into the docs."""
+  c = record["config"]
+  names = [n.strip() for n in str(c["estimators"]).split(",") if n.strip()]
+  cpu = record.get("cpu_time_s")
+  parts = [f"{record['tier']} tier: {len(record['tasks'])} tasks, {c['num_seeds']} seeds, "
+           f"n_train {c['n_train']} ({c['val_fraction']:.0%} held out), n_test {c['n_test']}, "
+           f"MLP ({c['hidden']}), {c['steps']} Adam steps, B = {c['batch_size']}; "
+           f"wall {record['wall_time_s'] / 60:.1f} min"
+           + (f", CPU (user+sys) {cpu / 60:.1f} min" if cpu is not None else "") + ".", "",
+           "**Summary: bias ± std over seeds (nats); bold = lowest RMSE**", "",
+           summary_table(record["tasks"], names), "",
+           "**The classifier against each estimator (tasks won / tied / lost)**", "",
+           tally_table(record["tally"])]
+  curve = record.get("learning_curve")
+  if curve:
+    parts += ["", f"**Learning curve: {curve['task']} (I = {curve['truth']:.3f}), estimate "
+              "mean ± std over seeds (nats)**", "", curve_table(curve)]
+  return "\n".join(parts)
+
+
+def record_tally(record: Mapping[str, Any]) -> str:
+  """The win / tie / lose table alone, captioned (the README's short table)."""
+  return (f"The classifier against each estimator over the {record['tier']} tier's "
+          f"{len(record['tasks'])} tasks (won / tied / lost; tie = within 2 standard errors "
+          "of the paired per-seed errors):\n\n" + tally_table(record["tally"]))
 
 
 def tally(task_recs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:

@@ -149,6 +149,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   ``.ckpt``: with ``torch.load(path, map_location="cpu", weights_only=True)`` (torch must be
   installed; ``weights_only`` refuses pickles that would run code). ``{'state_dict': ...}``
   wrappers and a ``module.`` prefix are handled; ``num_batches_tracked`` is dropped.
+
+  >>> import os, tempfile
+  >>> variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+  ...                          variable_shapes("resnet_tiny", 3))  # or trained ones
+  >>> path = os.path.join(tempfile.mkdtemp(), "tiny.safetensors")
+  >>> save_torchvision_weights(variables, path, "resnet_tiny")
+  >>> state_dict = read_state_dict(path)
+  >>> state_dict["fc.weight"].shape, state_dict["bn1.running_var"].dtype  # torch layout
+  ((3, 64), dtype('float32'))
   """
   path = os.fspath(path)
   if not os.path.isfile(path):
@@ -202,7 +211,12 @@ def _variable_shapes_cached(arch: str, num_classes: int, options: tuple) -> Any:
 
 def variable_shapes(arch: str, num_classes: int, **options: Any) -> Any:
   """Shapes/dtypes (``jax.ShapeDtypeStruct``) of ``create_model(arch, num_classes,
-  **options)``'s variables, traced with ``jax.eval_shape`` (no computation; cached)."""
+  **options)``'s variables, traced with ``jax.eval_shape`` (no computation; cached).
+
+  >>> shapes = variable_shapes("resnet18", 10)
+  >>> shapes["params"]["fc"]["kernel"].shape, shapes["batch_stats"]["bn1"]["mean"].shape
+  ((512, 10), (64,))
+  """
   items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
   try:
     hash(items)
@@ -237,6 +251,19 @@ def convert_torchvision_state_dict(
   Returns:
     ``{'params': ..., 'batch_stats': ...}`` (VGG: ``{'params': ...}``), float32 jax arrays,
     for ``create_model(arch, K, **options)``.
+
+  Example (a round trip; a real state dict comes from :func:`read_state_dict`)::
+
+  >>> variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+  ...                          variable_shapes("resnet_tiny", 3))  # or trained ones
+    >>> state_dict = to_torchvision_state_dict(variables, "resnet_tiny")
+    >>> back = convert_torchvision_state_dict(state_dict, "resnet_tiny")
+    >>> jax.tree.structure(back) == jax.tree.structure(variables)
+    True
+    >>> new_head = convert_torchvision_state_dict(state_dict, "resnet_tiny", 7,
+    ...                                           key=jax.random.key(0))  # a fresh 7-class head
+    >>> new_head["params"]["fc"]["kernel"].shape
+    (64, 7)
   """
   family = factory.arch_family(arch)
   sd = _normalise_state_dict(state_dict)
@@ -344,12 +371,20 @@ def load_torchvision_weights(
   ``convert_torchvision_state_dict`` for ``num_classes``, ``key``, ``strict`` and the
   model ``options``; the result is for ``create_model(arch, K, **options)``.
 
-  Example::
+  Example (torchvision's ``resnet50-19c8e357.pth`` works the same with torch installed;
+  here a tiny model's weights written by :func:`save_torchvision_weights`)::
 
-    variables = load_torchvision_weights("resnet50.safetensors", "resnet50", 200,
-                                         key=jax.random.key(0), layer4_stride=1)
-    model = create_model("resnet50", 200, layer4_stride=1)
-    logits, features = model.apply(variables, images)
+    >>> import os, tempfile
+    >>> variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+    ...                          variable_shapes("resnet_tiny", 3))  # or trained ones
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.safetensors")
+    >>> save_torchvision_weights(variables, path, "resnet_tiny")
+    >>> loaded = load_torchvision_weights(path, "resnet_tiny")  # keeps the file's 3-class head
+    >>> loaded["params"]["fc"]["kernel"].shape
+    (64, 3)
+    >>> loaded = load_torchvision_weights(path, "resnet_tiny", 200, key=jax.random.key(0))
+    >>> loaded["params"]["fc"]["kernel"].shape  # a new 200-class head, the backbone loaded
+    (64, 200)
   """
   return convert_torchvision_state_dict(
       read_state_dict(path), arch, num_classes, key=key, strict=strict, **options)
@@ -360,6 +395,12 @@ def to_torchvision_state_dict(variables: Mapping[str, Any], arch: str) -> dict[s
 
   VGG-GAP exports ``features.N``, ``conv6`` and ``fc``. ``num_batches_tracked`` is not
   written (``torch.nn.Module.load_state_dict`` fills it in).
+
+  >>> variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+  ...                          variable_shapes("resnet_tiny", 3))  # or trained ones
+  >>> state_dict = to_torchvision_state_dict(variables, "resnet_tiny")
+  >>> state_dict["conv1.weight"].shape  # torch's [out, in, kh, kw]
+  (8, 3, 3, 3)
   """
   factory.arch_family(arch)
   if not isinstance(variables, Mapping) or "params" not in variables:
@@ -378,7 +419,16 @@ def to_torchvision_state_dict(variables: Mapping[str, Any], arch: str) -> dict[s
 
 def save_torchvision_weights(variables: Mapping[str, Any], path: str | os.PathLike,
                              arch: str) -> None:
-  """Writes ``to_torchvision_state_dict(variables, arch)`` to a ``.safetensors`` file."""
+  """Writes ``to_torchvision_state_dict(variables, arch)`` to a ``.safetensors`` file.
+
+  >>> import os, tempfile
+  >>> variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+  ...                          variable_shapes("resnet_tiny", 3))  # or trained ones
+  >>> path = os.path.join(tempfile.mkdtemp(), "tiny.safetensors")
+  >>> save_torchvision_weights(variables, path, "resnet_tiny")
+  >>> sorted(read_state_dict(path))[:3]
+  ['bn1.bias', 'bn1.running_mean', 'bn1.running_var']
+  """
   path = os.fspath(path)
   if os.path.splitext(path)[1].lower() != ".safetensors":
     raise ValueError(f"`path` must end in .safetensors, got {path!r}.")

@@ -40,14 +40,24 @@ _HEAD_MODULES = {"resnet": ("layer4", "fc"), "vgg": ("conv6", "fc"), "lenet": ("
 
 
 def arch_family(arch: str) -> str:
-  """'resnet', 'vgg' or 'lenet'; ValueError for an unknown arch."""
+  """'resnet', 'vgg' or 'lenet'; ValueError for an unknown arch.
+
+  >>> [arch_family(a) for a in ("resnet50", "vgg16_gap", "lenet")]
+  ['resnet', 'vgg', 'lenet']
+  >>> "resnet_tiny" in ARCHS
+  True
+  """
   if arch not in _ARCHS:
     raise ValueError(f"`arch` must be one of {', '.join(ARCHS)}, got {arch!r}.")
   return _ARCHS[arch][0]
 
 
 def valid_adl_positions(arch: str) -> tuple[str, ...]:
-  """The ADL position strings ``arch`` accepts, in network order."""
+  """The ADL position strings ``arch`` accepts, in network order.
+
+  >>> valid_adl_positions("resnet18")  # after block Y of layerX
+  ('10', '11', '20', '21', '30', '31', '40', '41')
+  """
   family, cfg = arch_family(arch), _ARCHS[arch][1]
   if family == "lenet":
     return ()
@@ -91,6 +101,17 @@ def create_model(
     features [B, h, w, C])``. Training: ``apply(variables, images, train=True,
     rngs={'adl': key}, mutable=['batch_stats'])`` (the 'adl' key is needed only with ADL).
     Images are NHWC floats, already normalised.
+
+  Example (shapes only, with ``jax.eval_shape``: nothing is computed)::
+
+    >>> model = create_model("resnet_tiny", num_classes=3)  # a tiny ResNet for tests
+    >>> images = jnp.zeros((2, 32, 32, 3))
+    >>> variables = jax.eval_shape(model.init, jax.random.key(0), images)
+    >>> sorted(variables)
+    ['batch_stats', 'params']
+    >>> logits, features = jax.eval_shape(model.apply, variables, images)
+    >>> logits.shape, features.shape  # [B, K], [B, h, w, C] (total stride 8)
+    ((2, 3), (2, 4, 4, 64))
   """
   family = arch_family(arch)
   fixed = dict(_ARCHS[arch][1])
@@ -138,6 +159,12 @@ def head_weights(variables: Mapping[str, Any]) -> tuple[jax.Array, jax.Array]:
   """The linear head: (W [C, K], b [K]), with ``logits = mean_{h,w}(features) @ W + b``.
 
   Accepts the full variables dict ({'params': ..., 'batch_stats': ...}) or the params.
+
+  >>> from infocam_jax.models import variable_shapes
+  >>> shapes = variable_shapes("resnet_tiny", 3)  # or real variables from model.init
+  >>> w, b = head_weights(shapes)
+  >>> w.shape, b.shape  # [C, K], [K]
+  ((64, 3), (3,))
   """
   params = _params_of(variables, "head_weights")
   fc = params.get("fc") if isinstance(params, Mapping) else None
@@ -154,6 +181,11 @@ def head_param_mask(arch: str, params: Mapping[str, Any]) -> Any:
 
   As in the official train.py: ResNet ``layer4.*`` and ``fc.*``; VGG-GAP ``conv6`` and
   ``fc`` (everything outside the VGG16 ``features``). Pass ``variables['params']``.
+
+  >>> from infocam_jax.models import variable_shapes
+  >>> mask = head_param_mask("resnet_tiny", variable_shapes("resnet_tiny", 3)["params"])
+  >>> mask["fc"]["kernel"], mask["layer4"]["0"]["conv1"]["kernel"], mask["conv1"]["kernel"]
+  (True, True, False)
   """
   family = arch_family(arch)
   if not isinstance(params, Mapping):

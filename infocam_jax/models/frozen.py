@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from infocam_jax.models.factory import arch_family
 
 
 def head_names(arch: str) -> tuple[str, ...]:
-  """Top-level params of the last (classifier) layer: ``fc`` (ResNet/VGG), ``fc2`` (LeNet)."""
+  """Top-level params of the last (classifier) layer: ``fc`` (ResNet/VGG), ``fc2`` (LeNet).
+
+  >>> head_names("resnet50"), head_names("lenet")
+  (('fc',), ('fc2',))
+  """
   return ("fc2",) if arch_family(arch) == "lenet" else ("fc",)
 
 
@@ -28,6 +33,20 @@ class LastLayerOnly(nn.Module):
   is computed for it) and ``inner`` always runs in inference mode (BatchNorm
   uses and keeps its running statistics, ADL is off), as when a fixed
   pretrained network's features feed a trained linear classifier.
+
+  Example::
+
+    >>> from infocam_jax.models import create_model
+    >>> net = create_model("resnet_tiny", 3)
+    >>> model = LastLayerOnly(net, trainable=head_names("resnet_tiny"))
+    >>> x = jnp.ones((2, 16, 16, 3))
+    >>> variables = model.init(jax.random.key(0), x)  # the same tree as net's
+    >>> def loss(params):
+    ...   logits, _ = model.apply({**variables, "params": params}, x)
+    ...   return logits.sum()
+    >>> grads = jax.grad(loss)(variables["params"])
+    >>> bool(jnp.all(grads["conv1"]["kernel"] == 0)), bool(jnp.any(grads["fc"]["kernel"] != 0))
+    (True, True)
   """
   inner: nn.Module
   trainable: tuple[str, ...] = ("fc",)

@@ -122,6 +122,15 @@ class BatchNorm(nn.Module):
 
   Variables: params ``scale`` (init 1) and ``bias`` (init 0); batch_stats ``mean``
   (init 0) and ``var`` (init 1), all float32 [C].
+
+  >>> bn = BatchNorm()
+  >>> x = jnp.arange(8.0).reshape(4, 2)  # [N, C]
+  >>> variables = bn.init(jax.random.key(0), x)
+  >>> y, updates = bn.apply(variables, x, mutable=["batch_stats"])
+  >>> y.mean(axis=0).round(6).tolist()  # normalised with the batch statistics
+  [0.0, 0.0]
+  >>> updates["batch_stats"]["mean"].tolist()  # 0.9 * 0 + 0.1 * batch mean
+  [0.30000001192092896, 0.4000000059604645]
   """
 
   use_running_average: bool = False
@@ -178,6 +187,13 @@ class ADL(nn.Module):
 
   The official code draws ``floor(rand() + drop_rate)``, which is 1 with the same
   probability ``drop_rate``. The layer has no parameters.
+
+  >>> adl = ADL(threshold=0.9, drop_rate=0.75)
+  >>> x = jnp.ones((1, 4, 4, 2))
+  >>> bool(jnp.all(adl.apply({}, x) == x))  # identity at inference
+  True
+  >>> adl.apply({}, x, train=True, rngs={"adl": jax.random.key(0)}).shape
+  (1, 4, 4, 2)
   """
 
   threshold: float = 0.9

@@ -16,6 +16,12 @@ class MLP(nn.Module):
   synthetic-MI model. Input ``x`` is [..., d] float; the output is the logits
   [..., num_classes] (no softmax), in ``dtype`` (default: float32).
   Parameters are float32 (``param_dtype``).
+
+  >>> mlp = MLP(num_classes=5, hidden_sizes=(16, 16))
+  >>> x = jnp.zeros((8, 2))
+  >>> params = mlp.init(jax.random.key(0), x)
+  >>> mlp.apply(params, x).shape  # logits
+  (8, 5)
   """
   num_classes: int
   hidden_sizes: Sequence[int] = (100, 100, 100)

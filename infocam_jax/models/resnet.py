@@ -162,6 +162,18 @@ class ResNet(nn.Module):
     adl_threshold, adl_drop_rate: ADL hyper-parameters (official ResNet: 0.9, 0.75).
     dtype: compute dtype (e.g. jnp.bfloat16); parameters are float32.
     bn_axis_name: mapped axis over which BatchNorm batch statistics are averaged.
+
+  Build it with :func:`infocam_jax.models.create_model` (the torchvision layouts by name):
+
+  >>> from infocam_jax.models import create_model
+  >>> model = create_model("resnet50", 200, layer4_stride=1)  # the official infoCAM ResNet-50
+  >>> type(model).__name__, model.block, model.stage_sizes, model.layer4_stride
+  ('ResNet', 'bottleneck', (3, 4, 6, 3), 1)
+  >>> x = jnp.zeros((1, 224, 224, 3))
+  >>> logits, features = jax.eval_shape(  # shapes only: nothing is computed
+  ...     lambda x: model.init_with_output(jax.random.key(0), x)[0], x)
+  >>> logits.shape, features.shape  # 14x14 features at 224 with layer4_stride=1
+  ((1, 200), (1, 14, 14, 2048))
   """
 
   num_classes: int

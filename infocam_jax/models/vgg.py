@@ -61,6 +61,16 @@ class VGGGAP(nn.Module):
     adl_positions: canonical tuple of ADL positions (see ``vgg_adl_positions``).
     adl_threshold, adl_drop_rate: ADL hyper-parameters (official VGG: 0.8, 0.75).
     dtype: compute dtype; parameters are float32.
+
+  Build it with :func:`infocam_jax.models.create_model`:
+
+  >>> from infocam_jax.models import create_model
+  >>> model = create_model("vgg16_gap", 200)
+  >>> x = jnp.zeros((1, 224, 224, 3))
+  >>> logits, features = jax.eval_shape(  # shapes only: nothing is computed
+  ...     lambda x: model.init_with_output(jax.random.key(0), x)[0], x)
+  >>> type(model).__name__, logits.shape, features.shape
+  ('VGGGAP', (1, 200), (1, 14, 14, 1024))
   """
 
   num_classes: int

@@ -216,6 +216,18 @@ class BoxAccuracyState:
     num_updates: int32 ``[]``.
     num_invalid_maps: int32 ``[]``, maps (of valid images) with a NaN or inf,
       evaluated as all-zero maps.
+
+  Example::
+
+    >>> maps = np.zeros((2, 8, 8), np.float32); maps[:, 2:6, 2:6] = 1.0  # a lit square
+    >>> gt = np.array([[[2, 2, 5, 5]], [[0, 0, 1, 1]]])  # [B, G, 4]: image 0's box is the square
+    >>> ev = max_box_accuracy(cam_thresholds=[0.2, 0.5])
+    >>> state = ev.init()
+    >>> state.hits.shape  # [J IoU thresholds, T map thresholds]
+    (3, 2)
+    >>> state = ev.update(state, maps, gt)
+    >>> int(state.num_images), np.asarray(state.hits).tolist()  # image 0 hits everywhere
+    (2, [[1, 1], [1, 1], [1, 1]])
   """
   num_images: Array
   num_with_correct: Array
@@ -254,6 +266,16 @@ class BoxAccuracyResult:
       meters.
     top1_cls: top-1 classification accuracy of the images with ``correct``.
     num_invalid_maps: maps with a NaN or inf (evaluated as all-zero maps).
+
+  Example::
+
+    >>> maps = np.zeros((2, 8, 8), np.float32); maps[:, 2:6, 2:6] = 1.0  # a lit square
+    >>> gt = np.array([[[2, 2, 5, 5]], [[0, 0, 1, 1]]])  # [B, G, 4]: image 0's box is the square
+    >>> result = max_box_accuracy(cam_thresholds=[0.2, 0.5]).evaluate(maps, gt)
+    >>> result.protocol, result.num_images, result.box_acc_curve.shape
+    ('clean', 2, (3, 2))
+    >>> result.to_dict()["max_box_acc"]
+    50.0
   """
   protocol: str
   num_images: int
@@ -303,6 +325,16 @@ class BoxAccuracy:
 
   Immutable and hashable (it is the static configuration of the jitted
   ``update``); the accumulated counts live in :class:`BoxAccuracyState`.
+
+  Example::
+
+    >>> maps = np.zeros((2, 8, 8), np.float32); maps[:, 2:6, 2:6] = 1.0  # a lit square
+    >>> gt = np.array([[[2, 2, 5, 5]], [[0, 0, 1, 1]]])  # [B, G, 4]: image 0's box is the square
+    >>> ev = max_box_accuracy(cam_thresholds=[0.2, 0.5])
+    >>> a = ev.update(ev.init(), maps[:1], gt[:1])  # two shards of a set ...
+    >>> b = ev.update(ev.init(), maps[1:], gt[1:])
+    >>> ev.compute(ev.merge(a, b)).max_box_acc  # ... merged: 1 hit in 2 images
+    50.0
   """
   protocol: Protocol
   cam_thresholds: tuple[float, ...]
@@ -721,6 +753,17 @@ def max_box_accuracy(protocol: str = "clean", *, cam_thresholds: ArrayLike | Non
   Returns:
     A :class:`BoxAccuracy` with ``init``, ``update``, ``compute``, ``merge``,
     ``evaluate``.
+
+  Example::
+
+    >>> maps = np.zeros((2, 8, 8), np.float32); maps[:, 2:6, 2:6] = 1.0  # a lit square
+    >>> gt = np.array([[[2, 2, 5, 5]], [[0, 0, 1, 1]]])  # [B, G, 4]: image 0's box is the square
+    >>> sorted(PROTOCOLS)
+    ['clean', 'paper', 'wsolevaluation']
+    >>> ev = max_box_accuracy("clean", cam_thresholds=[0.2, 0.5])
+    >>> r = ev.evaluate(maps, gt, correct=np.array([True, False]))
+    >>> r.max_box_acc, r.max_box_acc_v2, r.gt_known_loc, r.top1_loc, r.top1_cls  # percent
+    (50.0, 50.0, 50.0, 50.0, 50.0)
   """
   if protocol not in PROTOCOLS:
     raise ValueError(f"`protocol` must be one of {tuple(PROTOCOLS)}, got {protocol!r}.")

@@ -102,6 +102,14 @@ def box_iou(boxes_a: ArrayLike, boxes_b: ArrayLike, *, clamp: bool = True) -> Ar
   Returns:
     float32 array of the broadcast leading shape. With ``clamp=True`` the
     values lie in [0, 1] for non-degenerate boxes.
+
+  Example::
+
+    >>> a = np.array([0, 0, 3, 3]); b = np.array([2, 0, 5, 3])  # 4x4 boxes sharing 2 columns
+    >>> round(float(box_iou(a, b)), 4)  # 8 / (16 + 16 - 8)
+    0.3333
+    >>> box_iou(np.zeros((3, 1, 4)), np.zeros((1, 5, 4))).shape  # all pairs
+    (3, 5)
   """
   a = _as_boxes(boxes_a, "boxes_a")
   b = _as_boxes(boxes_b, "boxes_b")
@@ -125,6 +133,13 @@ def iou_levels(boxes_a: ArrayLike, boxes_b: ArrayLike, thresholds: ArrayLike, *,
   to the exact rational comparison (XLA's float32 division on CPU is not
   correctly rounded, so ``box_iou(a, b) >= 0.5`` can differ by an ulp at an
   exact tie such as IoU = 1/2). Broadcasting as :func:`box_iou`.
+
+  Example::
+
+    >>> a = np.array([[0, 0, 3, 3], [0, 0, 1, 0]])  # IoU 1/3 and exactly 1/2 with b
+    >>> b = np.array([[2, 0, 5, 3], [0, 0, 0, 0]])
+    >>> iou_levels(a, b, [0.3, 0.5, 0.7]).tolist()  # meets 0.3; meets 0.3 and 0.5
+    [1, 2]
   """
   a = _as_boxes(boxes_a, "boxes_a")
   b = _as_boxes(boxes_b, "boxes_b")
@@ -177,6 +192,11 @@ def xywh_to_xyxy(boxes: ArrayLike) -> Array:
   metadata stores ``x + w``) and by the official infoCAM code: ``x`` and
   ``x + w`` are treated as edge coordinates. For inclusive pixel indices
   subtract 1 from the right/bottom edge yourself if your annotation needs it.
+
+  Example::
+
+    >>> xywh_to_xyxy(np.array([10, 20, 30, 40])).tolist()
+    [10.0, 20.0, 40.0, 60.0]
   """
   b = _as_boxes(boxes, "boxes")
   return jnp.stack([b[..., 0], b[..., 1], b[..., 0] + b[..., 2], b[..., 1] + b[..., 3]], axis=-1)
@@ -202,6 +222,12 @@ def resize_crop_boxes(boxes: ArrayLike, image_size: ArrayLike, resize_size: int 
 
   Returns:
     float32 ``[..., 4]``.
+
+  Example::
+
+    >>> box = np.array([64, 64, 320, 320])  # in a 512 x 512 image
+    >>> resize_crop_boxes(box, (512, 512), 256, 224).tolist()  # x * 256/512 - 16
+    [16.0, 16.0, 144.0, 144.0]
   """
   b = _as_boxes(boxes, "boxes")
   ih, iw = _sizes(image_size, "image_size")
@@ -237,6 +263,12 @@ def legacy_resize_crop_boxes(boxes_xywh: ArrayLike, image_size: ArrayLike,
 
   Returns:
     float32 ``[..., 4]``.
+
+  Example::
+
+    >>> xywh = np.array([64, 64, 256, 256])  # in a 512 x 512 image
+    >>> legacy_resize_crop_boxes(xywh, (512, 512)).tolist()  # x / 512 * 255 - 15
+    [16.875, 16.875, 144.375, 144.375]
   """
   b = _as_boxes(boxes_xywh, "boxes_xywh")
   ih, iw = _sizes(image_size, "image_size")
@@ -256,6 +288,12 @@ def tiny_imagenet_legacy_boxes(boxes_xyxy: ArrayLike, image_size: ArrayLike = (6
   ``x0 + x1`` (and with resize = crop = 64 every coordinate maps to
   ``c·63/64 + 1``). Equals ``legacy_resize_crop_boxes(boxes_xyxy, ...)``;
   reference spec §5.1 (65.8% of the test boxes extend past the image).
+
+  Example::
+
+    >>> corners = np.array([10, 20, 30, 40])  # (x0, y0, x1, y1), read as (x, y, w, h)
+    >>> tiny_imagenet_legacy_boxes(corners).tolist()  # right edge 10 + 30, times 63/64, + 1
+    [10.84375, 20.6875, 40.375, 60.0625]
   """
   return legacy_resize_crop_boxes(boxes_xyxy, image_size, resize_size, crop_size)
 
@@ -268,7 +306,15 @@ def tiny_imagenet_legacy_boxes(boxes_xyxy: ArrayLike, image_size: ArrayLike = (6
 class Boxes(NamedTuple):
   """Box of the largest component: ``boxes [B, T, 4]`` int32 (inclusive
   ``(x0, y0, x1, y1)``; zeros where not valid) and ``valid [B, T]`` bool
-  (False: no pixel above the threshold, so no box)."""
+  (False: no pixel above the threshold, so no box).
+
+  Example::
+
+    >>> m = np.zeros((1, 4, 6), np.float32); m[0, 1:3, 2:5] = 1.0
+    >>> out = boxes_from_maps(m, np.array([0.5]))  # one map, one threshold
+    >>> type(out).__name__, out.boxes.shape, out.valid.shape
+    ('Boxes', (1, 1, 4), (1, 1))
+  """
   boxes: Array
   valid: Array
 
@@ -276,7 +322,15 @@ class Boxes(NamedTuple):
 class MultiBoxes(NamedTuple):
   """Boxes of all components: ``boxes [B, T, K, 4]`` int32 (inclusive),
   ``valid [B, T, K]`` bool, ``num_components [B, T]`` int32 (the true count;
-  more than ``K`` means the list was truncated)."""
+  more than ``K`` means the list was truncated).
+
+  Example::
+
+    >>> m = np.zeros((1, 5, 5), np.float32); m[0, 0, 0] = m[0, 4, 3:] = 1.0  # two components
+    >>> out = boxes_from_maps(m, np.array([0.5]), multi_contour=True, max_boxes=4)
+    >>> np.asarray(out.boxes)[0, 0, :2].tolist(), np.asarray(out.num_components).tolist()
+    ([[3, 4, 4, 4], [0, 0, 0, 0]], [[2]])
+  """
   boxes: Array
   valid: Array
   num_components: Array

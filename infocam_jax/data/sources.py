@@ -77,7 +77,14 @@ BASE_SPLITS: dict[str, tuple[str, ...]] = {
 
 
 class DatasetUnavailableError(FileNotFoundError):
-  """A dataset is not prepared (or cannot be prepared here); the message says how to get it."""
+  """A dataset is not prepared (or cannot be prepared here); the message says how to get it.
+
+  >>> try:
+  ...   load_source("no_such_dataset", "train")
+  ... except DatasetUnavailableError as e:
+  ...   print(str(e)[:42])
+  No tfds builder named 'no_such_dataset' (D
+  """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +99,14 @@ class DerivedSplit:
       order.
     description: the rule in words.
     size: the size on the real data (None where it depends on the data).
+
+  >>> split = SPLITS["caltech_birds2011"]["wsol_test"]  # CUB's official WSOL test split
+  >>> split.base, split.fields, split.size
+  ('test', ('label', 'image/filename'), 2878)
+  >>> labels = np.array([0, 0, 0, 1, 1])
+  >>> names = np.array(["a", "b", "c", "d", "e"])
+  >>> split.select({"label": labels, "image/filename": names})  # ranks 1, 3, ... per class
+  array([1, 4])
   """
 
   base: str
@@ -381,7 +396,17 @@ class Source(collections.abc.Sequence):
   """Random access over one split: ``source[i]`` is the uniform example dict (module docstring).
 
   Picklable (grain worker processes receive a copy); the tfds data source
-  underneath reads array_record files without TensorFlow.
+  underneath reads array_record files without TensorFlow. Opened by :func:`load_source`:
+
+  >>> import tempfile
+  >>> source = load_source("cluttered_digits/small", "test", data_dir=tempfile.mkdtemp())
+  Generating dataset cluttered_digits offline ...
+  Dataset cluttered_digits ready in ...
+  >>> len(source), source.num_classes, source.image_shape
+  (80, 10, (32, 32, 3))
+  >>> example = source[0]
+  >>> sorted(example), example["image"].dtype, example["bbox"].shape  # bbox normalised [n, 4]
+  (['bbox', 'image', 'index', 'label'], dtype('uint8'), (1, 4))
   """
 
   def __init__(self, *, name: str, split: str, data_source, builder=None,
@@ -528,6 +553,15 @@ def load_source(name: str, split: str, data_dir: str | os.PathLike | None = None
     DatasetUnavailableError: the dataset is not prepared and cannot be
       prepared here (the message says where it looked and what to do).
     ValueError: an unknown split.
+
+  Example (the offline sets are generated on first use, here into a fresh directory)::
+
+    >>> import tempfile
+    >>> source = load_source("cluttered_digits/small", "validation", data_dir=tempfile.mkdtemp())
+    Generating dataset cluttered_digits offline ...
+    Dataset cluttered_digits ready in ...
+    >>> len(source), source.class_names[:3]
+    (80, ('0', '1', '2'))
   """
   dataset = _dataset_name(name)
   derived = SPLITS.get(dataset, {}).get(split)
@@ -559,7 +593,13 @@ def load_source(name: str, split: str, data_dir: str | os.PathLike | None = None
 
 
 def describe() -> str:
-  """Human-readable table of the datasets, their splits and how each is obtained."""
+  """Human-readable table of the datasets, their splits and how each is obtained.
+
+  >>> print(describe())  # doctest: +ELLIPSIS
+  cluttered_digits: generated offline on first use (no download, no TensorFlow)
+    base splits: train, validation, test
+  ...
+  """
   lines = []
   for dataset, bases in BASE_SPLITS.items():
     if dataset in OFFLINE_DATASETS:

@@ -80,7 +80,11 @@ def to_host(tree: PyTree) -> PyTree:
 
 
 class CorruptCheckpointError(RuntimeError):
-  """A checkpoint's contents do not match what was written."""
+  """A checkpoint's contents do not match what was written.
+
+  >>> issubclass(CorruptCheckpointError, RuntimeError)  # see CheckpointStore.restore
+  True
+  """
 
 
 @dataclasses.dataclass
@@ -110,6 +114,20 @@ class CheckpointStore:
     best_metric: key into the ``metrics`` dict passed to ``save``.
     best_mode: ``"max"`` or ``"min"``.
     async_save: write in a background thread (default).
+
+  >>> import os, tempfile
+  >>> run = tempfile.mkdtemp()
+  >>> state = {"params": {"w": np.arange(3.0, dtype=np.float32)}, "step": np.int32(5)}
+  >>> store = CheckpointStore(os.path.join(run, "checkpoints"), best_metric="val/accuracy",
+  ...                         async_save=False)
+  >>> store.save(5, state, progress={"epoch": 1}, metrics={"val/accuracy": 0.5})
+  True
+  >>> store.all_steps(), store.best_step()
+  ([5], 5)
+  >>> restored = store.restore(jax.eval_shape(lambda: state))  # verified against its checksums
+  >>> restored.step, restored.state["params"]["w"].tolist()
+  (5, [0.0, 1.0, 2.0])
+  >>> store.close()
   """
 
   def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 3, keep_best: int = 1,
@@ -266,6 +284,12 @@ def export_variables(directory: str | os.PathLike, variables: Mapping[str, PyTre
 
   ``metadata`` should name the model (``arch``, ``num_classes``, model options,
   class prior, ...) so that ``train.build.load_for_evaluation`` can rebuild it. Overwrites.
+
+  >>> import tempfile
+  >>> variables = {"params": {"fc": {"kernel": np.ones((4, 3), np.float32)}}}
+  >>> path = export_variables(tempfile.mkdtemp(), variables, metadata={"arch": "resnet_tiny"})
+  >>> sorted(os.listdir(path))
+  ['export.json', 'variables']
   """
   directory = os.path.abspath(os.fspath(directory))
   os.makedirs(directory, exist_ok=True)
@@ -288,6 +312,13 @@ def load_variables(directory: str | os.PathLike) -> tuple[dict[str, PyTree], dic
 
   ``variables`` is ``{'params': ..., 'batch_stats': ...}`` of host arrays,
   ready for ``model.apply(variables, images, train=False)``.
+
+  >>> import tempfile
+  >>> variables = {"params": {"fc": {"kernel": np.ones((4, 3), np.float32)}}}
+  >>> path = export_variables(tempfile.mkdtemp(), variables, metadata={"arch": "resnet_tiny"})
+  >>> loaded, metadata = load_variables(path)
+  >>> loaded["params"]["fc"]["kernel"].shape, metadata["arch"]
+  ((4, 3), 'resnet_tiny')
   """
   directory = os.path.abspath(os.fspath(directory))
   path = os.path.join(directory, EXPORT_VARIABLES)
@@ -309,6 +340,19 @@ def load_best_variables(checkpoint_dir: str | os.PathLike, *, best_metric: str,
   arrays), without the optimizer state. The best step is the one orbax's manager
   reports (the latest step when no checkpoint was saved with metrics); ``None``
   when the directory is missing or holds no checkpoint (nothing is created).
+
+  >>> import os, tempfile
+  >>> run = tempfile.mkdtemp()
+  >>> state = {"params": {"w": np.arange(3.0, dtype=np.float32)}, "step": np.int32(5)}
+  >>> store = CheckpointStore(os.path.join(run, "checkpoints"), best_metric="val/accuracy",
+  ...                         async_save=False)
+  >>> store.save(5, state, progress={"epoch": 1}, metrics={"val/accuracy": 0.5})
+  True
+  >>> store.close()
+  >>> variables, step = load_best_variables(os.path.join(run, "checkpoints"),
+  ...                                       best_metric="val/accuracy")
+  >>> step, sorted(variables)
+  (5, ['params'])
   """
   if not os.path.isdir(checkpoint_dir):
     return None

@@ -192,7 +192,13 @@ TRAIN_SCHEMA: dict[str, Any] = {
 }
 
 def default_train_config():
-  """A ``ConfigDict`` with every engine field at its default."""
+  """A ``ConfigDict`` with every engine field at its default.
+
+  >>> config = default_train_config()
+  >>> config.batch_size, config.loss, config.optimizer.name
+  (64, 'softmax', 'sgd')
+  >>> validate_config(config)  # the defaults are valid
+  """
   import ml_collections  # pylint: disable=g-import-not-at-top
   c = ml_collections.ConfigDict()
   c.seed = 0
@@ -238,7 +244,12 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def extend_schema(base: Schema, extra: Schema) -> dict[str, Any]:
-  """``base`` with the sections/fields of ``extra`` added (deep merge)."""
+  """``base`` with the sections/fields of ``extra`` added (deep merge).
+
+  >>> schema = extend_schema(TRAIN_SCHEMA, {"my_section": {"alpha": Field((float,), "a weight")}})
+  >>> sorted(set(schema) - set(TRAIN_SCHEMA))
+  ['my_section']
+  """
   out = dict(base)
   for k, v in extra.items():
     if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
@@ -276,6 +287,17 @@ def validate_config(config: Any, schema: Schema = TRAIN_SCHEMA) -> None:
 
   Checks: no unknown or missing keys, types, ranges and choices (including the
   known model architectures), and cross-field constraints of the engine.
+
+  >>> config = default_train_config()
+  >>> config.batch_size = 0
+  >>> config.optimizer.nme = "adam"  # a typo
+  >>> try:
+  ...   validate_config(config)
+  ... except ValueError as e:
+  ...   print(e)  # doctest: +ELLIPSIS
+  Invalid config:
+    config.batch_size: ...
+    config.optimizer.nme: unknown key (did you mean optimizer.'name'?); ...
   """
   cfg = to_dict(config)
   errors: list[str] = []
@@ -317,7 +339,16 @@ def _cross_checks(cfg: Mapping[str, Any]) -> list[str]:
 
 def validate_runtime(config: Any, *, num_devices: int, process_count: int,
                      num_train_examples: int | None = None) -> None:
-  """Checks that need the device/process count (run after jax is initialised)."""
+  """Checks that need the device/process count (run after jax is initialised).
+
+  >>> config = default_train_config()  # batch_size 64
+  >>> validate_runtime(config, num_devices=8, process_count=2)  # fine
+  >>> try:
+  ...   validate_runtime(config, num_devices=3, process_count=1)
+  ... except ValueError as e:
+  ...   print(str(e).splitlines()[1])  # doctest: +ELLIPSIS
+    config.batch_size (64) must be divisible by the number of devices (3); e.g. 63
+  """
   cfg = to_dict(config)
   errors = []
   for key in ("batch_size", "eval_batch_size"):

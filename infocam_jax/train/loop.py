@@ -50,7 +50,28 @@ class BatchPipeline(Protocol):
 
 @dataclasses.dataclass
 class FitResult:
-  """What ``fit`` returns."""
+  """What ``fit`` returns.
+
+  >>> import flax.linen as nn
+  >>> class Net(nn.Module):  # the model contract: apply(v, x, train) -> (logits, features)
+  ...   @nn.compact
+  ...   def __call__(self, images, train=False):
+  ...     features = nn.Conv(4, (3, 3))(images)
+  ...     return nn.Dense(3)(features.mean(axis=(1, 2))), features
+  >>> import tempfile
+  >>> from infocam_jax.data.arrays import ArrayPipeline, synthetic_source
+  >>> from infocam_jax.train import default_train_config
+  >>> source = synthetic_source(8, num_classes=3, image_size=8)
+  >>> config = default_train_config()
+  >>> config.batch_size, config.num_train_steps, config.eval_batch_size = 4, 1, 4  # one step
+  >>> config.progress_bar = config.tensorboard = config.async_checkpointing = False
+  >>> result = fit(config, tempfile.mkdtemp(), model=Net(), num_classes=3, image_shape=(8, 8, 3),
+  ...              train_data=ArrayPipeline(source, batch_size=4, train=True),
+  ...              eval_data=ArrayPipeline(source, batch_size=4, train=False),
+  ...              class_counts=source.class_counts, echo=lambda line: None)
+  >>> type(result).__name__, result.step, result.num_train_steps, result.interrupted
+  ('FitResult', 1, 1, False)
+  """
   state: TrainState  # canonical (unreplicated for pmap) final state
   step: int
   num_train_steps: int
@@ -65,7 +86,15 @@ class FitResult:
 
 
 def num_train_steps(config: Any, steps_per_epoch: int) -> int:
-  """``config.num_train_steps`` if positive, else ``ceil(num_epochs * steps_per_epoch)``."""
+  """``config.num_train_steps`` if positive, else ``ceil(num_epochs * steps_per_epoch)``.
+
+  >>> from infocam_jax.train import default_train_config
+  >>> config = default_train_config()
+  >>> config.num_epochs, config.num_train_steps  # -1: derived from the epochs
+  (10.0, -1)
+  >>> num_train_steps(config, steps_per_epoch=50)
+  500
+  """
   if config.num_train_steps > 0:
     return int(config.num_train_steps)
   return max(1, int(np.ceil(float(config.num_epochs) * steps_per_epoch)))
@@ -81,7 +110,26 @@ def step_inputs(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def evaluate_classification(par: Any, state: Any, pipeline: BatchPipeline,
                             eval_step: Callable | None = None) -> dict[str, float]:
-  """One ordered pass over an eval pipeline; means over unmasked examples."""
+  """One ordered pass over an eval pipeline; means over unmasked examples.
+
+  >>> import flax.linen as nn
+  >>> class Net(nn.Module):  # the model contract: apply(v, x, train) -> (logits, features)
+  ...   @nn.compact
+  ...   def __call__(self, images, train=False):
+  ...     features = nn.Conv(4, (3, 3))(images)
+  ...     return nn.Dense(3)(features.mean(axis=(1, 2))), features
+  >>> import optax
+  >>> from infocam_jax.data.arrays import ArrayPipeline, synthetic_source
+  >>> from infocam_jax.train import init_train_state, make_parallel
+  >>> pipe = ArrayPipeline(synthetic_source(6, num_classes=3, image_size=8), batch_size=4,
+  ...                      train=False)  # one ordered pass, the last batch padded
+  >>> par = make_parallel("jit")
+  >>> par.compile(None, steps.make_eval_step(Net(), num_classes=3))
+  >>> state = par.put_state(init_train_state(Net(), optax.sgd(0.1), jax.random.PRNGKey(0), (8, 8, 3)))
+  >>> metrics = evaluate_classification(par, state, pipe)
+  >>> metrics["count"], sorted(metrics)
+  (6.0, ['accuracy', 'count', 'loss', 'mean_per_class_accuracy', 'mi'])
+  """
   step_fn = eval_step or par.eval_step
   total = None
   for i in range(pipeline.steps_per_epoch):
@@ -186,6 +234,28 @@ def fit(config: Any, workdir: str | os.PathLike, *, model: Any, train_data: Batc
       drivers that run ``fit`` in worker processes (``experiments.pc_softmax``).
     evaluation_fields: dotted config keys (``"wsol.*"`` for a whole section)
       that only the evaluation reads: a resumed run may differ in them.
+
+  >>> import flax.linen as nn
+  >>> class Net(nn.Module):  # the model contract: apply(v, x, train) -> (logits, features)
+  ...   @nn.compact
+  ...   def __call__(self, images, train=False):
+  ...     features = nn.Conv(4, (3, 3))(images)
+  ...     return nn.Dense(3)(features.mean(axis=(1, 2))), features
+  >>> import tempfile
+  >>> from infocam_jax.data.arrays import ArrayPipeline, synthetic_source
+  >>> from infocam_jax.train import default_train_config
+  >>> source = synthetic_source(8, num_classes=3, image_size=8)
+  >>> config = default_train_config()
+  >>> config.batch_size, config.num_train_steps, config.eval_batch_size = 4, 1, 4  # one step
+  >>> config.progress_bar = config.tensorboard = config.async_checkpointing = False
+  >>> result = fit(config, tempfile.mkdtemp(), model=Net(), num_classes=3, image_shape=(8, 8, 3),
+  ...              train_data=ArrayPipeline(source, batch_size=4, train=True),
+  ...              eval_data=ArrayPipeline(source, batch_size=4, train=False),
+  ...              class_counts=source.class_counts, echo=lambda line: None)
+  >>> result.step, result.steps_per_epoch, os.path.basename(result.export_dir)
+  (1, 2, 'export')
+  >>> sorted(result.last_eval)[:3]  # the validation metrics of the last evaluation
+  ['val/accuracy', 'val/count', 'val/loss']
   """
   t_start = time.time()
   workdir = os.path.abspath(os.fspath(workdir))

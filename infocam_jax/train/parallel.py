@@ -43,6 +43,13 @@ def initialize_distributed(*, coordinator_address: str = "", num_processes: int 
   ``None`` so that JAX's cluster detection (SLURM, Open MPI, TPU, ...) fills
   them. On CPU, cross-process collectives need an implementation: ``"gloo"``
   (bundled with jaxlib; verified with jax 0.10.2 on localhost) or ``"mpi"``.
+
+  >>> initialize_distributed(  # doctest: +SKIP
+  ...     coordinator_address="10.0.0.1:1234", num_processes=2, process_id=0)  # host 0 of 2
+  >>> jax.process_count()  # doctest: +SKIP
+  2
+
+  (Skipped as a doctest: it must run first in a fresh multi-process job.)
   """
   if jax.distributed.is_initialized():
     return
@@ -67,6 +74,10 @@ def initialize_distributed_from_config(distributed: Any) -> bool:
   """`initialize_distributed` from a config's ``distributed`` section, if it asks for it.
 
   Returns whether ``distributed.initialize`` was set (the experiments' multi-host switch).
+
+  >>> from infocam_jax.train import default_train_config
+  >>> initialize_distributed_from_config(default_train_config().distributed)  # off by default
+  False
   """
   if not distributed.initialize:
     return False
@@ -84,6 +95,10 @@ def make_data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   The order matters for multi-host data loading: process ``i``'s local batch
   becomes rows ``[i*b, (i+1)*b)`` of the global batch, the same rows a single
   process would have used.
+
+  >>> mesh = make_data_mesh()  # every device of every process
+  >>> mesh.axis_names, mesh.devices.size == jax.device_count()
+  (('data',), True)
   """
   devices = list(jax.devices() if devices is None else devices)
   devices.sort(key=lambda d: (d.process_index, d.id))
@@ -99,6 +114,22 @@ class DataParallel:
     state = par.init(lambda: init_train_state(model, tx, key, (H, W, 3)))
     par.compile(train_step_fn, eval_step_fn)
     state, metrics = par.train_step(state, par.shard_batch(local_batch))
+
+  >>> import flax.linen as nn
+  >>> class Net(nn.Module):  # the model contract: apply(v, x, train) -> (logits, features)
+  ...   @nn.compact
+  ...   def __call__(self, images, train=False):
+  ...     features = nn.Conv(4, (3, 3))(images)
+  ...     return nn.Dense(3)(features.mean(axis=(1, 2))), features
+  >>> import optax
+  >>> from infocam_jax.train import init_train_state, make_train_step
+  >>> par, tx = DataParallel(), optax.sgd(0.1)
+  >>> state = par.init(lambda: init_train_state(Net(), tx, jax.random.PRNGKey(0), (8, 8, 3)))
+  >>> par.compile(make_train_step(Net(), tx, num_classes=3), None)
+  >>> local_batch = {"image": np.ones((4, 8, 8, 3), np.float32), "label": np.array([0, 1, 2, 0])}
+  >>> state, metrics = par.train_step(state, par.shard_batch(local_batch))
+  >>> int(par.host_state(state).step), par.num_devices == jax.device_count()
+  (1, True)
   """
   kind = "jit"
 
@@ -172,6 +203,21 @@ class PmapDataParallel:
 
   The state carries a leading axis of size ``num_devices``; ``host_state``
   strips it (device 0's copy) for checkpoints and export, ``put_state`` adds it.
+
+  >>> import flax.linen as nn
+  >>> class Net(nn.Module):  # the model contract: apply(v, x, train) -> (logits, features)
+  ...   @nn.compact
+  ...   def __call__(self, images, train=False):
+  ...     features = nn.Conv(4, (3, 3))(images)
+  ...     return nn.Dense(3)(features.mean(axis=(1, 2))), features
+  >>> import optax
+  >>> from infocam_jax.train import init_train_state
+  >>> par = PmapDataParallel()  # this process's devices
+  >>> state = par.init(lambda: init_train_state(Net(), optax.sgd(0.1), jax.random.PRNGKey(0), (8, 8, 3)))
+  >>> state.step.shape == (par.num_devices,)  # one copy per device
+  True
+  >>> par.host_state(state).step.shape  # device 0's copy
+  ()
   """
   kind = "pmap"
 
@@ -258,7 +304,11 @@ def run_once(jitted: Any) -> PyTree:
 
 
 def make_parallel(kind: str = "jit", **kwargs: Any) -> DataParallel | PmapDataParallel:
-  """``DataParallel`` for ``"jit"``, ``PmapDataParallel`` for ``"pmap"``."""
+  """``DataParallel`` for ``"jit"``, ``PmapDataParallel`` for ``"pmap"``.
+
+  >>> type(make_parallel("jit")).__name__, type(make_parallel("pmap")).__name__
+  ('DataParallel', 'PmapDataParallel')
+  """
   if kind == "jit":
     return DataParallel(**kwargs)
   if kind == "pmap":

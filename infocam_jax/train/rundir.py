@@ -40,7 +40,14 @@ from typing import Any
 
 
 class ConfigMismatchError(ValueError):
-  """A run directory holds a run with a different (training) config: the action is refused."""
+  """A run directory holds a run with a different (training) config: the action is refused.
+
+  >>> try:
+  ...   check_config({"seed": 0}, {"seed": 1}, "runs/a")  # a run trained with another seed
+  ... except ConfigMismatchError as e:
+  ...   print(str(e).splitlines()[0])
+  runs/a holds a run with a different config; refusing to resume it with:
+  """
 
 
 #: How a run executes, never what it computes: free to change for any action.

@@ -31,7 +31,20 @@ PyTree = Any
 
 @flax.struct.dataclass
 class TrainState:
-  """Everything the train step reads and writes (a pytree)."""
+  """Everything the train step reads and writes (a pytree).
+
+  >>> import flax.linen as nn
+  >>> class Net(nn.Module):  # the model contract: apply(v, x, train) -> (logits, features)
+  ...   @nn.compact
+  ...   def __call__(self, images, train=False):
+  ...     features = nn.Conv(4, (3, 3))(images)
+  ...     return nn.Dense(3)(features.mean(axis=(1, 2))), features
+  >>> state = init_train_state(Net(), optax.sgd(0.1), jax.random.PRNGKey(0), (8, 8, 3))
+  >>> int(state.step), sorted(state.variables)  # no BatchNorm here: params only
+  (0, ['params'])
+  >>> state.replace(step=state.step + 1).step.tolist()
+  1
+  """
   step: jax.Array
   params: PyTree
   batch_stats: PyTree
@@ -62,6 +75,16 @@ def init_train_state(model: Any, tx: optax.GradientTransformation, rng: jax.Arra
     tx: the optax transformation.
     rng: a raw ``uint32[2]`` PRNG key.
     image_shape: ``(H, W, C)`` of one input image.
+
+  >>> import flax.linen as nn
+  >>> class Net(nn.Module):  # the model contract: apply(v, x, train) -> (logits, features)
+  ...   @nn.compact
+  ...   def __call__(self, images, train=False):
+  ...     features = nn.Conv(4, (3, 3))(images)
+  ...     return nn.Dense(3)(features.mean(axis=(1, 2))), features
+  >>> state = init_train_state(Net(), optax.sgd(0.1), jax.random.PRNGKey(0), image_shape=(8, 8, 3))
+  >>> state.params["Dense_0"]["kernel"].shape
+  (4, 3)
   """
   if len(tuple(image_shape)) != 3:
     raise ValueError(f"`image_shape` must be (H, W, C), got {image_shape!r}.")
@@ -118,6 +141,9 @@ def state_checksums(tree: PyTree) -> dict[str, str]:
   Saved next to each checkpoint so that a restore can prove it read back exactly
   the bytes that were written; a flipped byte in a tensorstore chunk otherwise
   restores silently (checked with orbax-checkpoint 0.12.8).
+
+  >>> state_checksums({"params": {"w": np.zeros((2, 3), np.float32)}})  # CRC-32:dtype:shape
+  {'params/w': '...:float32:(2, 3)'}
   """
   out = {}
   for path, leaf in jax.tree_util.tree_leaves_with_path(tree):

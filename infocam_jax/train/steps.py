@@ -117,6 +117,21 @@ def make_train_step(model: Any, tx: optax.GradientTransformation, *, num_classes
 
   ``batch`` holds ``image`` float [B,H,W,C] and ``label`` int [B]. All examples
   of a training batch count (no padding mask in training).
+
+  >>> import flax.linen as nn
+  >>> class Net(nn.Module):  # the model contract: apply(v, x, train) -> (logits, features)
+  ...   @nn.compact
+  ...   def __call__(self, images, train=False):
+  ...     features = nn.Conv(4, (3, 3))(images)
+  ...     return nn.Dense(3)(features.mean(axis=(1, 2))), features
+  >>> batch = {"image": jnp.ones((4, 8, 8, 3)), "label": jnp.array([0, 1, 2, 0])}
+  >>> from infocam_jax.train import init_train_state, sgd_torch
+  >>> tx = sgd_torch(0.1)
+  >>> state = init_train_state(Net(), tx, jax.random.PRNGKey(0), (8, 8, 3))
+  >>> train_step = jax.jit(make_train_step(Net(), tx, num_classes=3))
+  >>> state, metrics = train_step(state, batch)
+  >>> int(state.step), sorted(metrics)  # means over the batch; loss and mi in nats
+  (1, ['accuracy', 'grad_norm', 'loss', 'mi', 'param_norm'])
   """
   if loss not in LOSSES:
     raise ValueError(f"`loss` must be one of {LOSSES}, got {loss!r}.")
@@ -201,6 +216,20 @@ def make_eval_step(model: Any, *, num_classes: int, loss: str = "softmax",
   for padding). The sums (float32) are ``count``, ``loss``, ``correct``, ``mi``
   [, ``mi_prior_corrected``], ``class_correct`` [K] and ``class_count`` [K]; accumulate
   them with ``accumulate`` and turn them into means with ``finalize_eval``.
+
+  >>> import flax.linen as nn
+  >>> class Net(nn.Module):  # the model contract: apply(v, x, train) -> (logits, features)
+  ...   @nn.compact
+  ...   def __call__(self, images, train=False):
+  ...     features = nn.Conv(4, (3, 3))(images)
+  ...     return nn.Dense(3)(features.mean(axis=(1, 2))), features
+  >>> batch = {"image": jnp.ones((4, 8, 8, 3)), "label": jnp.array([0, 1, 2, 0])}
+  >>> from infocam_jax.train import init_train_state
+  >>> state = init_train_state(Net(), optax.sgd(0.1), jax.random.PRNGKey(0), (8, 8, 3))
+  >>> eval_step = jax.jit(make_eval_step(Net(), num_classes=3))
+  >>> sums = eval_step(state, {**batch, "mask": jnp.array([True, True, True, False])})
+  >>> float(sums["count"]), sums["class_count"].tolist()  # the padded example is not counted
+  (3.0, [1.0, 1.0, 1.0])
   """
   if loss not in LOSSES:
     raise ValueError(f"`loss` must be one of {LOSSES}, got {loss!r}.")
@@ -232,6 +261,11 @@ def finalize_eval(sums: Mapping[str, Any]) -> dict[str, float]:
   present in the split) in percent, ``loss`` and ``mi`` [``mi_prior_corrected``]
   (nats) and ``count``: the names and units of
   ``evaluators.classification.classification_metrics``.
+
+  >>> sums = {"count": 4.0, "correct": 3.0, "loss": 2.0, "mi": 1.2,
+  ...         "class_correct": np.array([2.0, 1.0]), "class_count": np.array([2.0, 2.0])}
+  >>> finalize_eval(sums)
+  {'count': 4.0, 'accuracy': 75.0, 'loss': 0.5, 'mi': 0.3, 'mean_per_class_accuracy': 75.0}
   """
   s = jax.device_get(sums)
   n = float(s["count"])

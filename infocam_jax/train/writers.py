@@ -67,6 +67,15 @@ class MetricWriter:
     tensorboard: try to write TensorBoard summaries.
     echo: callable for the human-readable line (default ``print``; the loop
       passes ``tqdm.write`` so the progress bar stays intact).
+
+  >>> import tempfile
+  >>> workdir = tempfile.mkdtemp()
+  >>> writer = MetricWriter(workdir, tensorboard=False)
+  >>> record = writer.write(1, {"train/loss": 0.5})  # echoed to stdout
+  [step 1] train/loss=0.5000
+  >>> writer.close()
+  >>> [(r["step"], r["train/loss"]) for r in read_metrics(workdir)]
+  [(1, 0.5)]
   """
 
   def __init__(self, workdir: str | os.PathLike, *, enabled: bool = True,
@@ -145,7 +154,15 @@ def _fmt(v: float) -> str:
 
 
 def read_metrics(workdir: str | os.PathLike) -> list[dict[str, Any]]:
-  """All records of ``DIR/metrics.jsonl`` (skips a truncated last line)."""
+  """All records of ``DIR/metrics.jsonl`` (skips a truncated last line).
+
+  >>> import tempfile
+  >>> workdir = tempfile.mkdtemp()
+  >>> with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+  ...   _ = f.write('{"step": 1, "loss": 0.5}' + chr(10) + '{"step": 2, "lo')  # killed mid-line
+  >>> read_metrics(workdir)
+  [{'step': 1, 'loss': 0.5}]
+  """
   path = os.path.join(os.fspath(workdir), "metrics.jsonl")
   out = []
   with open(path) as f:

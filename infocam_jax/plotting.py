@@ -204,6 +204,15 @@ def plot_localization_grid(
 
   Returns:
     ``Path(path)``.
+
+  >>> import os, tempfile
+  >>> out = tempfile.mkdtemp()
+  >>> images = np.zeros((2, 16, 16, 3), np.uint8)
+  >>> maps = {"CAM": np.random.default_rng(0).random((2, 16, 16))}
+  >>> path = plot_localization_grid(os.path.join(out, "grid.png"), images, maps,
+  ...                               gt_boxes=np.array([[2, 2, 9, 9], [4, 4, 12, 12]]))
+  >>> path.name, path.stat().st_size > 0
+  ('grid.png', True)
   """
   imgs = _as_array(images, "images")
   if imgs.ndim != 4 or imgs.shape[-1] not in (1, 3):
@@ -359,6 +368,15 @@ def plot_threshold_curves(
     plot_threshold_curves("curves.png", np.linspace(0, 0.99, 100),
                           {"CAM": cam_acc, "infoCAM": info_acc},
                           baselines={"centred box (best size)": 41.3})
+
+  >>> import os, tempfile
+  >>> out = tempfile.mkdtemp()
+  >>> thresholds = np.arange(0, 1, 0.1)
+  >>> curves = {"CAM": 50 - 40 * (thresholds - 0.3) ** 2, "infoCAM": 55 - 40 * (thresholds - 0.2) ** 2}
+  >>> path = plot_threshold_curves(os.path.join(out, "curves.png"), thresholds, curves,
+  ...                              reference_threshold=0.2)
+  >>> path.name
+  'curves.png'
   """
   t = _as_array(thresholds, "thresholds", 1, dtype=np.float64)
   if t.size < 1:
@@ -421,6 +439,15 @@ def plot_lines(
 
   Returns:
     ``Path(path)``.
+
+  >>> import os, tempfile
+  >>> out = tempfile.mkdtemp()
+  >>> dims = [2, 4, 8]
+  >>> path = plot_lines(os.path.join(out, "mi.png"), dims, {"softmax": [1.1, 1.0, 0.9]},
+  ...                   errors={"softmax": [0.02, 0.02, 0.03]}, reference=[1.2, 1.2, 1.2],
+  ...                   xlabel="dimension d", ylabel="MI (nats)")
+  >>> path.suffix
+  '.png'
   """
   xs = _as_array(x, "x", 1, dtype=np.float64)
   n = xs.size
@@ -480,6 +507,13 @@ def plot_bars(
 
   Returns:
     ``Path(path)``.
+
+  >>> import os, tempfile
+  >>> out = tempfile.mkdtemp()
+  >>> path = plot_bars(os.path.join(out, "bars.png"), ["CUB", "Tiny-ImageNet"],
+  ...                  {"CAM": [45.0, 40.1], "infoCAM": [55.8, 43.3]}, ylabel="Top-1 Loc (%)")
+  >>> path.exists()
+  True
   """
   cats = [str(c) for c in categories]
   n = len(cats)
@@ -555,6 +589,14 @@ def plot_mi_errors(
 
     plot_mi_errors("mi.png", [1, 2, 5, 10], {"PC-softmax": err_pc, "softmax + log K": err_sm},
                    errors={"PC-softmax": se_pc, "softmax + log K": se_sm})
+
+  >>> import os, tempfile
+  >>> out = tempfile.mkdtemp()
+  >>> path = plot_mi_errors(os.path.join(out, "errors.png"), [2, 4, 8],
+  ...                       {"PC-softmax": [0.004, -0.002, 0.006], "softmax": [0.12, 0.11, 0.13]},
+  ...                       errors={"PC-softmax": [0.003] * 3, "softmax": [0.003] * 3})
+  >>> path.exists()
+  True
   """
   xs = _as_array(x, "x", 1, dtype=np.float64)
   n = xs.size

@@ -1,7 +1,8 @@
-"""Docstring examples: every one runs (as a doctest), and the core API has one per name."""
+"""Docstring examples: every one runs (as a doctest), and every public name has one."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import subprocess
@@ -13,25 +14,34 @@ import infocam_jax
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# The box API's docstrings live in the modules being moved into infocam_jax/wsol/ (issue 22);
-# their examples are added with that move. Remove names from here as they get one.
-AWAITING_EXAMPLES = frozenset({
-    "Boxes", "MultiBoxes", "box_iou", "iou_levels", "xywh_to_xyxy", "resize_crop_boxes",
-    "legacy_resize_crop_boxes", "tiny_imagenet_legacy_boxes", "max_box_accuracy", "BoxAccuracy",
-    "BoxAccuracyState", "BoxAccuracyResult", "PROTOCOLS"})
+# The packages and modules users import, each with an ``__all__``: every public function and
+# class they export has a docstring example (constants excepted: they cannot carry one).
+PUBLIC_MODULES = ("infocam_jax", "infocam_jax.models", "infocam_jax.data", "infocam_jax.train",
+                  "infocam_jax.wsol", "infocam_jax.mibench", "infocam_jax.cam", "infocam_jax.plotting",
+                  "infocam_jax.evaluators.classification")
 
 
-def test_every_top_level_function_and_class_has_an_example():
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_every_public_function_and_class_has_an_example(module):
+  mod = importlib.import_module(module)
   missing = []
-  for name in infocam_jax.__all__:
-    obj = getattr(infocam_jax, name, None)
-    if name == "__version__" or not (inspect.isfunction(obj) or inspect.isclass(obj)):
+  for name in mod.__all__:
+    obj = getattr(mod, name, None)
+    if not (inspect.isfunction(obj) or inspect.isclass(obj)):
       continue
-    if ">>>" not in (inspect.getdoc(obj) or "") and name not in AWAITING_EXAMPLES:
+    if ">>>" not in (inspect.getdoc(obj) or ""):
       missing.append(name)
-  assert not missing, f"no docstring example: {missing}"
-  stale = [n for n in AWAITING_EXAMPLES if ">>>" in (inspect.getdoc(getattr(infocam_jax, n)) or "")]
-  assert not stale, f"have an example now, remove from AWAITING_EXAMPLES: {stale}"
+  assert not missing, f"{module}: no docstring example: {missing}"
+
+
+def test_the_checked_modules_cover_the_api_reference():
+  """Every sub-package with an ``__all__`` that the top level exposes is checked above."""
+  unchecked = []
+  for sub in infocam_jax._SUBMODULES:  # pylint: disable=protected-access
+    mod = importlib.import_module(f"infocam_jax.{sub}")
+    if getattr(mod, "__all__", None) and f"infocam_jax.{sub}" not in PUBLIC_MODULES:
+      unchecked += [f"infocam_jax.{sub}"]
+  assert not unchecked, unchecked
 
 
 @pytest.mark.slow

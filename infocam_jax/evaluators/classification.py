@@ -29,7 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 
 
-_FORWARD: dict[str, Callable] = {}
+__all__ = ["READINGS", "classification_metrics", "forward_fn", "minority_majority", "predict",
+           "weighted_mean"]
+
+_FORWARD: dict[tuple[type, str], Callable] = {}
 #: What each MI reading of ``train.steps.per_example_pmi`` is, by (objective, name).
 READINGS = {
     ("pc_softmax", "mi"): "mean log s~_y (PC-softmax)",
@@ -42,10 +45,24 @@ READINGS = {
 def forward_fn(model: Any) -> Callable:
   """A jitted ``(variables, images) -> float32 logits``, one per model definition.
 
-  Cached by the module's ``repr`` (its full definition), so the runs of an
-  experiment that share an architecture share one compiled function.
+  Cached by the module's class and ``repr`` (its full definition), so the runs of an
+  experiment that share an architecture share one compiled function (two classes that
+  print alike, e.g. both named ``Net``, do not).
+
+  >>> import flax.linen as nn
+  >>> class Net(nn.Module):  # the model contract: apply(v, x, train) -> (logits, features)
+  ...   @nn.compact
+  ...   def __call__(self, images, train=False):
+  ...     features = nn.Conv(4, (3, 3))(images)
+  ...     return nn.Dense(3)(features.mean(axis=(1, 2))), features
+  >>> model = Net()
+  >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+  >>> forward_fn(model)(variables, jnp.zeros((2, 8, 8, 3))).shape  # logits only
+  (2, 3)
+  >>> forward_fn(Net()) is forward_fn(model)  # one compiled function per definition
+  True
   """
-  key = repr(model)
+  key = (type(model), repr(model))
   fn = _FORWARD.get(key)
   if fn is None:
     fn = jax.jit(lambda v, x: model.apply(v, x, train=False)[0].astype(jnp.float32))
@@ -55,7 +72,23 @@ def forward_fn(model: Any) -> Callable:
 
 def predict(model: Any, variables: Mapping[str, Any], pipeline: Any
             ) -> tuple[np.ndarray, np.ndarray]:
-  """``(logits [N, K] float32, labels [N] int64)`` over one ordered pass (padding dropped)."""
+  """``(logits [N, K] float32, labels [N] int64)`` over one ordered pass (padding dropped).
+
+  >>> import flax.linen as nn
+  >>> class Net(nn.Module):  # the model contract: apply(v, x, train) -> (logits, features)
+  ...   @nn.compact
+  ...   def __call__(self, images, train=False):
+  ...     features = nn.Conv(4, (3, 3))(images)
+  ...     return nn.Dense(3)(features.mean(axis=(1, 2))), features
+  >>> from infocam_jax.data.arrays import ArrayPipeline, synthetic_source
+  >>> pipe = ArrayPipeline(synthetic_source(6, num_classes=3, image_size=8), batch_size=4,
+  ...                      train=False)  # 2 batches, the second padded
+  >>> model = Net()
+  >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+  >>> logits, labels = predict(model, variables, pipe)
+  >>> logits.shape, logits.dtype, labels.shape  # the padding is dropped
+  ((6, 3), dtype('float32'), (6,))
+  """
   fn = forward_fn(model)
   logits, labels = [], []
   for batch in pipeline.iterate(0):  # one ordered pass, prefetched by grain threads
@@ -128,6 +161,15 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, *, objective:
   plus, for softmax with a non-uniform ``prior``, ``mi_prior_corrected``
   (``log softmax_y - log p_y``), the readings of ``train.steps.per_example_pmi``;
   each MI entry is ``{estimate, stderr, reading, test_mean, test_mean_stderr}``.
+
+  >>> logits = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.6, 0.3, 0.1], [0.2, 0.2, 0.6]]))
+  >>> labels = np.array([0, 1, 1, 2])
+  >>> m = classification_metrics(logits, labels, objective="softmax",
+  ...                            prior=np.array([0.5, 0.3, 0.2]), class_counts_train=np.array([50, 30, 20]))
+  >>> m["accuracy"], m["per_class_accuracy"]  # percent
+  (75.0, [100.0, 50.0, 100.0])
+  >>> round(float(m["mi"]["estimate"]), 3)  # nats, weighted to the training prior
+  0.604
   """
   if objective not in ("softmax", "pc_softmax"):
     raise ValueError(f"objective must be 'softmax' or 'pc_softmax', got {objective!r}")

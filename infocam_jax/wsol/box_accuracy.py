@@ -606,7 +606,7 @@ def _scan(ev: BoxAccuracy, maps, gt_boxes, gt_mask):
   resize_to = None
   if ev.image_size is not None and (h, w) != tuple(ev.image_size):
     if proto.resize_float64 and exact:
-      resize_to = tuple(ev.image_size)  # cv2.resize of the float64 map, inside the kernel
+      resize_to = ev.image_size  # cv2.resize of the float64 map, inside the kernel
     else:  # a constant raw map stays constant (upsample_maps), so it has no foreground
       maps = cam_lib.upsample_maps(jnp.asarray(maps, jnp.float32), ev.image_size,
                                    proto.resize_method)

@@ -389,6 +389,7 @@ def _evaluate_boxes(args, meta: meta_lib.Metadata, thresholds: np.ndarray, ious:
       num_invalid = int(res.num_invalid_maps)
   if num_images == 0:
     raise InputError("no score map was evaluated (all missing).")
+  assert curve is not None  # num_images > 0 here
   rows = {u: curve[k] for k, u in enumerate(uniq)}
   per_iou = [rows[v].max() for v in ious]
   per_iou_t = [float(thresholds[int(np.argmax(rows[v]))]) for v in ious]

@@ -119,7 +119,7 @@ def _cubehelix_gray_table() -> np.ndarray:
 CUBEHELIX_GRAY = _cubehelix_gray_table()
 
 
-def gray_threshold_table(thresholds: Sequence[float]) -> np.ndarray:
+def gray_threshold_table(thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
   """int32 ``[256, T]``: ``int(t * m) + 1`` for every gray maximum ``m``.
 
   The first gray level above ``int(t * max(gray))`` (OpenCV ``THRESH_BINARY``

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 DATASETS = ("CUB", "ILSVRC", "OpenImages")
 MASK_DATASETS = ("OpenImages",)
@@ -172,10 +174,11 @@ def read_metadata(metadata_root: str, dataset: str, split: str) -> Metadata:
                         "<metadata_root>/<dataset_name>/<split>/).")
   ids = read_image_ids(os.path.join(root, "image_ids.txt"))
   loc = os.path.join(root, "localization.txt")
-  boxes: dict = {}
-  masks: dict = {}
-  ignore: dict = {}
-  sizes: dict = {}
+  boxes: dict[str, list[tuple[int, int, int, int]]] = {}
+  masks: dict[str, list[str]] = {}
+  ignore: dict[str, str] = {}
+  sizes: dict[str, tuple[int, int]] = {}
+  have: Mapping[str, Sequence[Any]]
   if dataset in MASK_DATASETS:
     masks, ignore = read_mask_paths(loc)
     have, what = masks, "mask"

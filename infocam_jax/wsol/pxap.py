@@ -66,7 +66,7 @@ class PxAP:
   """Streaming PxAP for map thresholds ``cam_thresholds`` (ascending, in [0, 1))."""
   cam_thresholds: tuple[float, ...]
 
-  def __init__(self, cam_thresholds: Sequence[float]):
+  def __init__(self, cam_thresholds: Sequence[float] | np.ndarray):
     th = np.asarray(cam_thresholds, np.float64).reshape(-1)
     if th.size == 0 or np.any(np.diff(th) <= 0) or th[0] < 0 or th[-1] >= 1:
       raise ValueError("`cam_thresholds` must be non-empty, strictly increasing and in [0, 1).")

@@ -22,6 +22,7 @@ Thresholds are processed ``chunk`` at a time with ``lax.map`` to bound memory
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +55,7 @@ def label_components(fg: jax.Array) -> jax.Array:
   rows = jnp.arange(n, dtype=jnp.int32)[:, None]
   pad_col = jnp.full((n, 1), big, jnp.int32)
 
-  def neighbour_min(flat):
+  def neighbour_min(flat: jax.Array) -> jax.Array:
     lab = flat.reshape(n, h, w)
     p = jnp.pad(lab, ((0, 0), (1, 1), (1, 1)), constant_values=hw)
     m = lab
@@ -65,11 +66,11 @@ def label_components(fg: jax.Array) -> jax.Array:
         m = jnp.minimum(m, p[:, dy:dy + h, dx:dx + w])
     return jnp.where(fgf, m.reshape(n, hw), big)
 
-  def jump(flat):
+  def jump(flat: jax.Array) -> jax.Array:
     ext = jnp.concatenate([flat, pad_col], axis=1)
     return jnp.take_along_axis(ext, flat, axis=1)
 
-  def body(carry):
+  def body(carry: Any) -> Any:
     flat, _ = carry
     nb = neighbour_min(flat)
     ext = jnp.concatenate([flat, pad_col], axis=1).at[rows, flat].min(nb)  # hook roots
@@ -81,7 +82,7 @@ def label_components(fg: jax.Array) -> jax.Array:
   return lab.reshape(n, h, w)
 
 
-def _component_stats(fg: jax.Array):
+def _component_stats(fg: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Areas and inclusive boxes per label: ``[N, HW]`` int32 and ``[N, HW, 4]``."""
   n, h, w = fg.shape
   hw = h * w
@@ -103,7 +104,8 @@ def _component_stats(fg: jax.Array):
   return area, boxes.astype(jnp.int32)
 
 
-def hit_levels(boxes, gt, gt_valid, iou_thr, box_mode, clamp, width, height):
+def hit_levels(boxes: jax.Array, gt: jax.Array, gt_valid: jax.Array, iou_thr: jax.Array,
+               box_mode: int, clamp: bool, width: int, height: int) -> jax.Array:
   """Number of IoU thresholds met by each box against its best GT box.
 
   ``boxes`` int ``[N, M, 4]`` inclusive extents, ``gt`` ``[N, G, 4]``,
@@ -129,8 +131,10 @@ def hit_levels(boxes, gt, gt_valid, iou_thr, box_mode, clamp, width, height):
 
 @functools.partial(jax.jit, static_argnames=(
     "num_levels", "want_v1", "want_v2", "box_mode", "clamp", "empty_box", "max_boxes", "chunk"))
-def scan_levels(levels, q, gt, gt_valid, iou_thr, *, num_levels, want_v1, want_v2, box_mode,
-                clamp, empty_box, max_boxes, chunk):
+def scan_levels(levels: jax.Array, q: jax.Array, gt: Any, gt_valid: jax.Array,
+                iou_thr: jax.Array, *, num_levels: int, want_v1: bool, want_v2: bool,
+                box_mode: int, clamp: bool, empty_box: Any, max_boxes: int,
+                chunk: int) -> dict[str, jax.Array]:
   """Level images ``[B, H, W]`` and query levels ``[B, T]`` -> the outputs of
   :func:`infocam_jax.wsol._numba_kernel.scan_maps` (``largest="pixels"``, no hole boxes)."""
   del num_levels  # levels are compared directly; kept for the shared signature
@@ -144,7 +148,7 @@ def scan_levels(levels, q, gt, gt_valid, iou_thr, *, num_levels, want_v1, want_v
   else:
     empty_level = jnp.zeros((b,), jnp.int32)
 
-  def one_threshold(qt):  # qt: [B]
+  def one_threshold(qt: jax.Array) -> Any:  # qt: [B]
     fg = levels >= qt[:, None, None]
     area, boxes = _component_stats(fg)
     out = {"num_components": jnp.sum(area > 0, axis=1).astype(jnp.int32)}

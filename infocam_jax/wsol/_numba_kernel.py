@@ -89,6 +89,7 @@ import concurrent.futures
 import itertools
 import os
 import threading
+from typing import Any
 
 import numba
 import numpy as np
@@ -102,7 +103,7 @@ from infocam_jax.wsol.conventions import (BOX_CONTOUR, BOX_CONTOUR_CLIPPED, BOX_
 _RING = ((-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1))
 
 
-def _representatives_table(members, joined) -> np.ndarray:
+def _representatives_table(members: Any, joined: Any) -> np.ndarray:
   """[256, 5] int8: for a bit mask of active neighbours (ring order ``_RING``),
   the count and ring indices of one representative per group of the active
   ``members``, two being in one group when ``joined(a, b, mask)``; the lowest
@@ -130,12 +131,12 @@ def _representatives_table(members, joined) -> np.ndarray:
   return table
 
 
-def _adjacent8(a, b, mask):
+def _adjacent8(a: int, b: int, mask: int) -> bool:
   (ax, ay), (bx, by) = _RING[a], _RING[b]
   return max(abs(ax - bx), abs(ay - by)) == 1
 
 
-def _joined4(a, b, mask):
+def _joined4(a: int, b: int, mask: int) -> bool:
   """4-neighbours a, b (a then b clockwise) with the diagonal pixel between them active."""
   return b == (a + 2) % 8 and bool(mask >> (a + 1) % 8 & 1)
 
@@ -1105,7 +1106,8 @@ def _hole_levels(q, need, win, num_levels, width, height, order, counts, dq, nb,
         out[t] = best
 
 
-def _make_workspace(raw_h, raw_w, height, width, num_levels, num_t, track, holes_on, resize):
+def _make_workspace(raw_h: int, raw_w: int, height: int, width: int, num_levels: int, num_t: int,
+                    track: bool, holes_on: bool, resize: bool) -> tuple[np.ndarray, ...]:
   """The scratch arrays of :func:`_scan_chunk` (one set per worker thread, reused)."""
   _, stride, _ = _padded_row(width)
   n = (height + 2) * stride
@@ -1196,7 +1198,7 @@ _POOL_LOCK = threading.Lock()
 _TLS = threading.local()
 
 
-def _thread_workspace(key):
+def _thread_workspace(key: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
   """This thread's scratch arrays for maps of the shape described by ``key`` (the last one kept)."""
   if getattr(_TLS, "key", None) != key:
     _TLS.ws = _make_workspace(*key)
@@ -1220,10 +1222,14 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
     return _POOL
 
 
-def scan_maps(maps, *, mode, normalize, thresholds, q_float=None, table=None, lut=None,
-              resize_taps=None, want_v1=True, largest=LARGEST_PIXELS, gt=None, gt_valid=None,
-              iou_thr=None, box_mode=BOX_INCLUSIVE, clamp=True, empty_box=None,
-              hole_boxes=False, max_boxes=0, num_threads=None, want_stats=False):
+def scan_maps(maps: np.ndarray, *, mode: int, normalize: bool, thresholds: np.ndarray,
+              q_float: np.ndarray | None = None, table: np.ndarray | None = None,
+              lut: np.ndarray | None = None, resize_taps: tuple[np.ndarray, ...] | None = None,
+              want_v1: bool = True, largest: int = LARGEST_PIXELS, gt: np.ndarray | None = None,
+              gt_valid: np.ndarray | None = None, iou_thr: np.ndarray | None = None,
+              box_mode: int = BOX_INCLUSIVE, clamp: bool = True, empty_box: Any = None,
+              hole_boxes: bool = False, max_boxes: int = 0,
+              num_threads: int | None = None, want_stats: bool = False) -> dict[str, Any]:
   """Quantises float maps and runs the one-pass component scan over the batch.
 
   Args:

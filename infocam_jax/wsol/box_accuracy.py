@@ -303,7 +303,7 @@ class BoxAccuracyResult:
 
   def to_dict(self) -> dict[str, Any]:
     """JSON-serialisable dict (arrays as lists, NaN as None)."""
-    def conv(v):
+    def conv(v: Any) -> Any:
       if isinstance(v, np.ndarray):
         return [conv(x) for x in v.tolist()] if v.ndim else conv(v.item())
       if isinstance(v, list):
@@ -421,11 +421,15 @@ class BoxAccuracy:
       return _hits_from_scan_jit(self, out, hw, gt_boxes, gt_mask)
     return _image_hits_jit(self, maps, gt_boxes, gt_mask)
 
-  def update_fn(self, state, maps, gt_boxes, gt_mask, correct, valid):
+  def update_fn(self, state: BoxAccuracyState, maps: ArrayLike, gt_boxes: ArrayLike,
+                gt_mask: ArrayLike, correct: ArrayLike | None,
+                valid: ArrayLike) -> BoxAccuracyState:
     """The un-jitted pure update (same contract as :meth:`update`, no defaults)."""
     return _update_impl(self, state, maps, gt_boxes, gt_mask, correct, valid)
 
-  def _check(self, maps, gt_boxes, gt_mask, correct, valid):
+  def _check(self, maps: ArrayLike, gt_boxes: ArrayLike, gt_mask: ArrayLike | None,
+             correct: ArrayLike | None, valid: ArrayLike | None
+             ) -> tuple[ArrayLike, ArrayLike, Array, Array | None, Array]:
     b, h, w = _checks.require_maps(maps, 3, "[B, h, w]")
     _checks.require_ndim(gt_boxes, 3, "gt_boxes", "[B, G, 4]")
     if np.shape(gt_boxes)[0] != b or np.shape(gt_boxes)[2] != 4:
@@ -559,7 +563,7 @@ class BoxAccuracy:
       hi = min(lo + bs, n)
       pad = bs - (hi - lo)
 
-      def padded(x, lo=lo, hi=hi, pad=pad):
+      def padded(x: np.ndarray, lo: int = lo, hi: int = hi, pad: int = pad) -> np.ndarray:
         return np.concatenate([x[lo:hi], np.repeat(x[hi - 1:hi], pad, 0)]) if pad else x[lo:hi]
 
       valid = np.arange(bs) < hi - lo
@@ -571,7 +575,7 @@ class BoxAccuracy:
 _GRAY_AS_FLOAT32 = ((np.arange(256) + 0.5) / 255.0).astype(np.float32)  # level g -> (g + 0.5) / 255
 
 
-def _exact_gray_input(ev: BoxAccuracy, maps):
+def _exact_gray_input(ev: BoxAccuracy, maps: ArrayLike) -> ArrayLike:
   """float64 maps used as given under the uint8 rule: the gray levels ``uint8(255 m)`` of the
   float64 values (wsolevaluation's arithmetic), handed to the float32 kernel as the float32
   values ``(g + 0.5) / 255``, whose levels are ``g`` again. Other inputs pass unchanged."""
@@ -590,14 +594,15 @@ def _exact_gray_input(ev: BoxAccuracy, maps):
   return out
 
 
-def _check_bool(x, shape, name):
+def _check_bool(x: ArrayLike, shape: Sequence[int], name: str) -> None:
   if tuple(np.shape(x)) != tuple(shape):
     raise ValueError(f"`{name}` must have shape {list(shape)}, got {tuple(np.shape(x))}.")
   if _checks.dtype_of(x) != np.bool_:
     raise ValueError(f"`{name}` must be a bool array, got dtype {_checks.dtype_of(x)}.")
 
 
-def _scan(ev: BoxAccuracy, maps, gt_boxes, gt_mask):
+def _scan(ev: BoxAccuracy, maps: ArrayLike, gt_boxes: ArrayLike, gt_mask: ArrayLike
+          ) -> tuple[dict[str, Any], tuple[int, int]]:
   """The component scan of a batch: (its output dict, the frame (H, W) of the boxes)."""
   proto = ev.protocol
   backend = _ccl.resolve_backend(ev.backend)
@@ -622,13 +627,14 @@ def _scan(ev: BoxAccuracy, maps, gt_boxes, gt_mask):
   return out, (h, w)
 
 
-def _scans_on_host(ev: BoxAccuracy, *args) -> bool:
+def _scans_on_host(ev: BoxAccuracy, *args: Any) -> bool:
   """True when the scan can run eagerly on host arrays (numba backend, no tracers): then
   the maps are read in place rather than copied into a jit call and out to a callback."""
   return _ccl.resolve_backend(ev.backend) == "numba" and not _ccl._is_traced(*args)
 
 
-def _hits_from_scan(ev: BoxAccuracy, out, hw, gt_boxes, gt_mask):
+def _hits_from_scan(ev: BoxAccuracy, out: dict[str, Any], hw: tuple[int, int],
+                    gt_boxes: ArrayLike, gt_mask: ArrayLike) -> tuple[Array, Array]:
   """Per-image hits ``[B, J, T]`` for V1 and V2 (all False where disabled)."""
   proto = ev.protocol
   gt = jnp.asarray(gt_boxes, jnp.float32)
@@ -659,7 +665,8 @@ def _hits_from_scan(ev: BoxAccuracy, out, hw, gt_boxes, gt_mask):
   return hit, hit2
 
 
-def _image_hits_impl(ev: BoxAccuracy, maps, gt_boxes, gt_mask):
+def _image_hits_impl(ev: BoxAccuracy, maps: ArrayLike, gt_boxes: ArrayLike,
+                     gt_mask: ArrayLike) -> tuple[Array, Array]:
   """Per-image hits ``[B, J, T]`` for V1 and V2 (all False where disabled)."""
   out, hw = _scan(ev, maps, gt_boxes, gt_mask)
   return _hits_from_scan(ev, out, hw, gt_boxes, gt_mask)
@@ -669,7 +676,8 @@ _image_hits_jit = jax.jit(_image_hits_impl, static_argnums=0)
 _hits_from_scan_jit = jax.jit(_hits_from_scan, static_argnums=(0, 2))
 
 
-def _accumulate(ev: BoxAccuracy, state, hit, hit2, invalid, correct, valid):
+def _accumulate(ev: BoxAccuracy, state: BoxAccuracyState, hit: Array, hit2: Array,
+                invalid: ArrayLike, correct: Array | None, valid: ArrayLike) -> BoxAccuracyState:
   """The state after one batch's hits (bool ``[B, J, T]``) and invalid-map flags ``[B]``."""
   valid = jnp.asarray(valid, jnp.bool_)
   invalid = jnp.asarray(invalid, jnp.bool_)
@@ -699,12 +707,15 @@ def _accumulate(ev: BoxAccuracy, state, hit, hit2, invalid, correct, valid):
       num_invalid_maps=state.num_invalid_maps + jnp.sum(invalid & valid, dtype=jnp.int32))
 
 
-def _update_from_scan(ev: BoxAccuracy, hw, state, out, gt_boxes, gt_mask, correct, valid):
+def _update_from_scan(ev: BoxAccuracy, hw: tuple[int, int], state: BoxAccuracyState,
+                      out: dict[str, Any], gt_boxes: ArrayLike, gt_mask: ArrayLike,
+                      correct: Array | None, valid: ArrayLike) -> BoxAccuracyState:
   hit, hit2 = _hits_from_scan(ev, out, hw, gt_boxes, gt_mask)
   return _accumulate(ev, state, hit, hit2, out["invalid"], correct, valid)
 
 
-def _update_impl(ev: BoxAccuracy, state, maps, gt_boxes, gt_mask, correct, valid):
+def _update_impl(ev: BoxAccuracy, state: BoxAccuracyState, maps: ArrayLike, gt_boxes: ArrayLike,
+                 gt_mask: ArrayLike, correct: Array | None, valid: ArrayLike) -> BoxAccuracyState:
   out, hw = _scan(ev, maps, gt_boxes, gt_mask)
   return _update_from_scan(ev, hw, state, out, gt_boxes, gt_mask, correct, valid)
 

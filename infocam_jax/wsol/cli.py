@@ -123,7 +123,7 @@ def _versions() -> dict[str, str]:
   return out
 
 
-def _check_args(args) -> tuple[np.ndarray, list[int]]:
+def _check_args(args: argparse.Namespace) -> tuple[np.ndarray, list[int]]:
   if not (args.cam_curve_interval > 0):
     raise InputError(f"--cam_curve_interval must be > 0, got {args.cam_curve_interval}.")
   thresholds = np.arange(0, 1, args.cam_curve_interval)
@@ -178,11 +178,11 @@ class _Progress:
       from tqdm import tqdm
       self.bar = tqdm(total=total, unit="map", file=sys.stderr, smoothing=0.1)
 
-  def update(self, n: int):
+  def update(self, n: int) -> None:
     if self.bar is not None:
       self.bar.update(n)
 
-  def close(self):
+  def close(self) -> None:
     if self.bar is not None:
       self.bar.close()
 
@@ -303,7 +303,7 @@ def _num_threads(args) -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _evaluate_boxes(args, meta: meta_lib.Metadata, thresholds: np.ndarray, ious: list[int]
+def _evaluate_boxes(args: argparse.Namespace, meta: meta_lib.Metadata, thresholds: np.ndarray, ious: list[int]
                     ) -> dict[str, Any]:
   from infocam_jax.wsol import ground_truth
   ids = meta.image_ids
@@ -410,7 +410,7 @@ def _evaluate_boxes(args, meta: meta_lib.Metadata, thresholds: np.ndarray, ious:
   }
 
 
-def _evaluate_masks(args, meta: meta_lib.Metadata, thresholds: np.ndarray) -> dict[str, Any]:
+def _evaluate_masks(args: argparse.Namespace, meta: meta_lib.Metadata, thresholds: np.ndarray) -> dict[str, Any]:
   from infocam_jax.wsol import pxap as pxap_lib
   ids = meta.image_ids
   n = len(ids)
@@ -419,7 +419,7 @@ def _evaluate_masks(args, meta: meta_lib.Metadata, thresholds: np.ndarray) -> di
   state = ev.init()
   paths = [meta_lib.scoremap_path(args.scoremap_root, i) for i in ids]
 
-  def load(i):
+  def load(i: int) -> np.ndarray:
     image_id = ids[i]
     try:
       return pxap_lib.load_mask(mask_root, meta.mask_paths[image_id], meta.ignore_paths[image_id])
@@ -487,7 +487,7 @@ def _evaluate_masks(args, meta: meta_lib.Metadata, thresholds: np.ndarray) -> di
           "wall_s": wall, "maps_per_s": (res.num_maps / wall) if wall > 0 else None}
 
 
-def _table(args, out: dict[str, Any]) -> str:
+def _table(args: argparse.Namespace, out: dict[str, Any]) -> str:
   lines = [f"{args.dataset_name} {args.split}: {out['num_images']} maps, protocol "
            f"{args.protocol}, {len(out['cam_thresholds'])} thresholds"
            + (f", {out['num_missing']} missing (skipped)" if out["num_missing"] else "")]
@@ -508,7 +508,7 @@ def _table(args, out: dict[str, Any]) -> str:
   return "\n".join(lines)
 
 
-def _protocol_record(args) -> dict[str, Any]:
+def _protocol_record(args: argparse.Namespace) -> dict[str, Any]:
   if args.dataset_name in meta_lib.MASK_DATASETS:
     return {"name": "wsolevaluation", "metric": "PxAP (MaskEvaluator)"}
   if args.protocol == "wsolevaluation":
@@ -530,7 +530,7 @@ def _protocol_record(args) -> dict[str, Any]:
   return rec
 
 
-def run(args) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
   thresholds, ious = _check_args(args)
   meta = meta_lib.read_metadata(args.metadata_root, args.dataset_name, args.split)
   if args.dataset_name in meta_lib.MASK_DATASETS:

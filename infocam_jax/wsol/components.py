@@ -102,9 +102,11 @@ def quantize_maps(maps: Array, thresholds: ArrayLike, quantization: str = "float
   return gray, table[gmax], 256
 
 
-def _numba_callback(maps, ts, q_float, gt, gt_valid, iou_thr, *, mode, normalize, table,
-                    resize_taps, want_v1, largest, want_v2, box_mode, clamp, empty_box,
-                    hole_boxes, max_boxes, num_threads):
+def _numba_callback(maps: ArrayLike, ts: ArrayLike, q_float: ArrayLike, gt: ArrayLike,
+                    gt_valid: ArrayLike, iou_thr: ArrayLike, *, mode: int, normalize: bool,
+                    table: np.ndarray | None, resize_taps: Any, want_v1: bool, largest: int,
+                    want_v2: bool, box_mode: int, clamp: bool, empty_box: Any, hole_boxes: bool,
+                    max_boxes: int, num_threads: int | None) -> dict[str, np.ndarray]:
   from infocam_jax.wsol import _numba_kernel as _ccl_numba  # numba is imported only when used
   out = _ccl_numba.scan_maps(
       np.asarray(maps), mode=mode, normalize=normalize, thresholds=np.asarray(ts),
@@ -117,7 +119,7 @@ def _numba_callback(maps, ts, q_float, gt, gt_valid, iou_thr, *, mode, normalize
   return out
 
 
-def _is_traced(*xs) -> bool:
+def _is_traced(*xs: Any) -> bool:
   return any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
@@ -128,7 +130,7 @@ def component_scan(maps: Array, thresholds: ArrayLike, *, quantization: str = "f
                    iou_thresholds: Sequence[float] = (), box_convention: str = "inclusive",
                    clamp: bool = True, empty_box: tuple[int, int, int, int] | None = None,
                    hole_boxes: bool = False, max_boxes: int = 0, num_threads: int | None = None,
-                   threshold_chunk: int = 16) -> dict[str, Array]:
+                   threshold_chunk: int = 16) -> dict[str, Any]:
   """Components of every thresholded map, with V1/V2 statistics (jit-friendly).
 
   The engine under :func:`infocam_jax.wsol.boxes.boxes_from_maps` and

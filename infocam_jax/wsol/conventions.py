@@ -104,7 +104,7 @@ def _cubehelix_gray_table() -> np.ndarray:
   amp = x * (1.0 - x) / 2.0
   phi = 2.0 * np.pi * (0.5 / 3.0 - 1.5 * x)
 
-  def channel(p0, p1):
+  def channel(p0: float, p1: float) -> np.ndarray:
     return np.clip(x + amp * (p0 * np.cos(phi) + p1 * np.sin(phi)), 0.0, 1.0)
 
   rgb = np.stack([channel(-0.14861, 1.78277), channel(-0.29227, -0.90649),

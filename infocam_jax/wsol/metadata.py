@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 DATASETS = ("CUB", "ILSVRC", "OpenImages")
@@ -64,7 +64,7 @@ class Metadata:
   ignore_paths: dict[str, str]
 
 
-def _lines(path: str):
+def _lines(path: str) -> Iterator[tuple[int, str]]:
   if not os.path.isfile(path):
     raise MetadataError(f"{path}: metadata file not found.")
   with open(path) as f:

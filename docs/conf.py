@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,16 +24,17 @@ release = version = infocam_jax.__version__
 
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode", "myst_parser"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "results"]  # docs/results: recorded result files of the tables
+exclude_patterns = ["_build", "results", "_generated"]  # docs/results: recorded result files of the tables
 html_theme = "furo"
 html_title = f"infocam-jax {release}"
 myst_heading_anchors = 3
 autodoc_typehints = "signature"
 autodoc_type_aliases = {"ArrayLike": "ArrayLike", "DTypeLike": "DTypeLike"}
 autodoc_member_order = "bysource"
-autodoc_default_options = {"members": False}
+autodoc_default_options: dict[str, object] = {}  # members are listed per class (:members:)
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+napoleon_use_ivar = True  # "Attributes:" as fields: autodoc lists the members themselves
 # The README is included in pieces: its relative links point into the repository.
 suppress_warnings = ["myst.header", "myst.xref_missing"]
 nitpicky = False
@@ -41,7 +43,6 @@ nitpicky = False
 
 # (page, title, intro, [(module, names)])
 _top = infocam_jax._EXPORTS  # pylint: disable=protected-access
-_box_modules = set(infocam_jax._BOX_MODULES.values())  # pylint: disable=protected-access
 
 
 def _names(modules):
@@ -66,16 +67,41 @@ PAGES = [
      "CAM, infoCAM, Grad-CAM and map post-processing. Importable as ``infocam_jax.NAME``.",
      _names(["cam"])),
     ("boxes", "Boxes and localisation metrics ([wsol])",
-     "Boxes from maps (all thresholds in one pass) and the streaming MaxBoxAcc / Top-1 Loc "
-     "metric. Needs ``pip install 'infocam-jax[wsol]'``. Importable as ``infocam_jax.NAME``.",
-     _names(sorted(_box_modules))),
+     "``infocam_jax.wsol``: boxes from maps (all thresholds in one pass), the box conventions "
+     "(see :doc:`../conventions`), the ground-truth transforms of each protocol and the "
+     "streaming MaxBoxAcc / Top-1 Loc metric. Needs ``pip install 'infocam-jax[wsol]'``. "
+     "Also importable as ``infocam_jax.NAME`` (except ``protocol_gt_boxes``). The command "
+     "line ``infocam-wsol-eval`` is described in :doc:`../evaluator`.", "infocam_jax.wsol"),
     ("models", "Backbones ([models])", "``infocam_jax.models``. Needs the ``[models]`` extra "
      "(``[convert]`` for .safetensors weights).", "infocam_jax.models"),
     ("data", "Data ([data])", "``infocam_jax.data``. Needs the ``[data]`` extra.",
      "infocam_jax.data"),
     ("train", "Training ([train])", "``infocam_jax.train``. Needs the ``[train]`` extra.",
      "infocam_jax.train"),
+    ("evaluators", "Classification evaluation (core)",
+     "``infocam_jax.evaluators.classification``: predictions, accuracies (percent) and the MI "
+     "readings (nats) of a trained classifier.", "infocam_jax.evaluators.classification"),
+    ("mibench", "MI benchmark tasks (core)",
+     "``infocam_jax.mibench``: discrete-label MI tasks with exact per-sample PMI and true "
+     "I(X;Y) in nats.", "infocam_jax.mibench"),
+    ("plotting", "Figures ([plot])", "``infocam_jax.plotting``. Needs the ``[plot]`` extra.",
+     "infocam_jax.plotting"),
 ]
+
+
+def _short(v, depth=0):
+  """A readable value: functions by name, long reprs by their type, nested dicts abridged."""
+  if callable(v) and hasattr(v, "__name__"):
+    return v.__name__
+  if isinstance(v, dict) and depth < 2:
+    return "{" + ", ".join(f"{k!r}: {_short(x, depth + 1)}" for k, x in v.items()) + "}"
+  text = repr(v)
+  return text if len(text) <= 60 else f"{type(v).__name__}(...)"
+
+
+def _constant_text(obj):
+  text = _short(obj)
+  return text if len(text) <= 600 else text[:600] + " ..."
 
 
 def _write_api_pages(app):  # pylint: disable=unused-argument
@@ -96,8 +122,7 @@ def _write_api_pages(app):  # pylint: disable=unused-argument
         elif callable(obj):
           lines += [f".. autofunction:: {n}", ""]
         else:  # a constant: its type's docstring is not its documentation
-          value = repr(obj)
-          value = value if len(value) <= 300 else value[:300] + " ..."
+          value = _constant_text(obj)
           lines += [f".. py:data:: {n}", f"   :type: {type(obj).__name__}", "",
                     f"   Constant of ``{module}``::", "", f"      {value}", ""]
     text = "\n".join(lines)
@@ -110,5 +135,36 @@ def _write_api_pages(app):  # pylint: disable=unused-argument
     f.write("\n".join(index) + "\n")
 
 
+def _write_evaluator_flags(app):
+  """``infocam-wsol-eval --help``, from the parser itself, for the evaluator guide."""
+  from infocam_jax.wsol import cli  # pylint: disable=import-outside-toplevel
+  parser = cli.build_parser()
+  parser.prog = "infocam-wsol-eval"
+  os.environ.setdefault("COLUMNS", "100")  # argparse wraps to the terminal width
+  text = "```text\n" + parser.format_help().rstrip() + "\n```\n"
+  path = os.path.join(app.srcdir, "_generated", "evaluator_help.md")
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:
+    with open(path, "w", encoding="utf-8") as f:
+      f.write(text)
+
+
+def _drop_tuple_field_aliases(app, what, name, obj, options, lines):  # pylint: disable=unused-argument
+  """NamedTuple fields are described in their class's docstring: their entries keep the type
+  but not Python's placeholder text "Alias for field number N"."""
+  if len(lines) <= 2 and lines and lines[0].startswith("Alias for field number"):
+    lines.clear()
+
+
+def _alias_names(app, what, name, obj, options, signature, return_annotation):  # pylint: disable=unused-argument
+  """Sphinx prints an aliased type inside a union as ``TypeAliasForwardRef('ArrayLike')``:
+  show the alias's name, as it does outside unions."""
+  fix = lambda s: re.sub(r"TypeAliasForwardRef\('(\w+)'\)", r"\1", s) if s else s
+  return fix(signature), fix(return_annotation)
+
+
 def setup(app):
+  app.connect("autodoc-process-signature", _alias_names)
+  app.connect("autodoc-process-docstring", _drop_tuple_field_aliases)
   app.connect("builder-inited", _write_api_pages)
+  app.connect("builder-inited", _write_evaluator_flags)

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 import infocam_jax
+from tests.test_doctests import PUBLIC_MODULES
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,7 +28,7 @@ def test_sphinx_builds_without_warnings_and_every_public_name_has_a_page(tmp_pat
   anchors = set(re.findall(r'id="(infocam_jax[\w.]+)"', api))
   documented = {a.rsplit(".", 1)[-1] for a in anchors}
   missing = [n for n in infocam_jax.__all__ if n != "__version__" and n not in documented]
-  for sub in ("infocam_jax.models", "infocam_jax.data", "infocam_jax.train"):
+  for sub in PUBLIC_MODULES[1:]:
     missing += [f"{sub}.{n}" for n in importlib.import_module(sub).__all__ if n not in documented]
   assert not missing, missing
   for guide in ("tour", "conventions", "experiments", "evaluator", "install"):

@@ -254,8 +254,8 @@ def convert_torchvision_state_dict(
 
   Example (a round trip; a real state dict comes from :func:`read_state_dict`)::
 
-  >>> variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
-  ...                          variable_shapes("resnet_tiny", 3))  # or trained ones
+    >>> variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+    ...                          variable_shapes("resnet_tiny", 3))  # or trained ones
     >>> state_dict = to_torchvision_state_dict(variables, "resnet_tiny")
     >>> back = convert_torchvision_state_dict(state_dict, "resnet_tiny")
     >>> jax.tree.structure(back) == jax.tree.structure(variables)

@@ -250,7 +250,8 @@ class BoxAccuracyResult:
   Attributes:
     protocol: the protocol name that produced every number here.
     num_images: images evaluated.
-    cam_thresholds: ``[T]``; iou_thresholds: ``[J]``.
+    cam_thresholds: ``[T]`` map thresholds.
+    iou_thresholds: ``[J]`` IoU thresholds.
     box_acc_curve: ``[J, T]`` V1 GT-known hit rate per IoU and map threshold.
     top1_loc_curve: ``[J, T]`` V1 Top-1 hit rate (NaN without ``correct``).
     box_acc_v2_curve, top1_loc_v2_curve: ``[J, T]``, the same for V2.

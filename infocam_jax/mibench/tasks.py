@@ -101,7 +101,8 @@ class Task:
     name: a readable id (family and parameters).
     family: the family name in :data:`FAMILIES`.
     prior: [K] float64 label prior.
-    dim: dimension of x; latent_dim: dimension of z.
+    dim: dimension of x.
+    latent_dim: dimension of z.
 
   >>> task = make_task("null", num_classes=4, dim=2)  # 4 classes, one shared density
   >>> task

@@ -159,7 +159,8 @@ class ResNet(nn.Module):
     layer4_stride: 2 (torchvision, 7x7 features at 224) or 1 (official infoCAM,
       14x14 at 224).
     adl_positions: ADL positions "XY" (after block Y of layerX), canonical tuple.
-    adl_threshold, adl_drop_rate: ADL hyper-parameters (official ResNet: 0.9, 0.75).
+    adl_threshold: ADL drop threshold (official ResNet: 0.9).
+    adl_drop_rate: ADL drop rate (official ResNet: 0.75).
     dtype: compute dtype (e.g. jnp.bfloat16); parameters are float32.
     bn_axis_name: mapped axis over which BatchNorm batch statistics are averaged.
 

@@ -59,7 +59,8 @@ class VGGGAP(nn.Module):
     widths: channels per block (VGG16: (64, 128, 256, 512, 512)).
     conv6_width: channels of the extra conv (1024).
     adl_positions: canonical tuple of ADL positions (see ``vgg_adl_positions``).
-    adl_threshold, adl_drop_rate: ADL hyper-parameters (official VGG: 0.8, 0.75).
+    adl_threshold: ADL drop threshold (official VGG: 0.8).
+    adl_drop_rate: ADL drop rate (official VGG: 0.75).
     dtype: compute dtype; parameters are float32.
 
   Build it with :func:`infocam_jax.models.create_model`:

@@ -254,17 +254,22 @@ class BoxAccuracyResult:
     iou_thresholds: ``[J]`` IoU thresholds.
     box_acc_curve: ``[J, T]`` V1 GT-known hit rate per IoU and map threshold.
     top1_loc_curve: ``[J, T]`` V1 Top-1 hit rate (NaN without ``correct``).
-    box_acc_v2_curve, top1_loc_v2_curve: ``[J, T]``, the same for V2.
+    box_acc_v2_curve: ``[J, T]`` V2 GT-known hit rate.
+    top1_loc_v2_curve: ``[J, T]`` V2 Top-1 hit rate.
     max_box_acc: MaxBoxAcc, max over thresholds of V1 at IoU ``loc_iou``.
     max_box_acc_threshold: the smallest map threshold attaining it.
     max_box_acc_v2: MaxBoxAccV2, mean over IoU thresholds of max_t V2.
-    max_box_acc_v2_per_iou, max_box_acc_v2_thresholds: ``[J]``.
-    loc_threshold, loc_iou: where the fixed-threshold metrics are read.
-    gt_known_loc, top1_loc: the headline fixed-threshold numbers (the running
-      meters for the "paper" protocol, hits / images otherwise).
-    gt_known_loc_pooled, top1_loc_pooled: hits / images.
-    gt_known_loc_meter, top1_loc_meter: the official batch-weighted running
-      meters.
+    max_box_acc_v2_per_iou: ``[J]`` max over thresholds of V2 per IoU threshold.
+    max_box_acc_v2_thresholds: ``[J]`` the map thresholds attaining them.
+    loc_threshold: the map threshold where the fixed-threshold metrics are read.
+    loc_iou: the IoU threshold of MaxBoxAcc and the fixed-threshold metrics.
+    gt_known_loc: the headline fixed-threshold GT-known Loc (the running meter
+      for the "paper" protocol, hits / images otherwise).
+    top1_loc: the headline fixed-threshold Top-1 Loc (likewise).
+    gt_known_loc_pooled: GT-known Loc as hits / images.
+    top1_loc_pooled: Top-1 Loc as hits / images.
+    gt_known_loc_meter: GT-known Loc as the official batch-weighted running meter.
+    top1_loc_meter: Top-1 Loc as the official batch-weighted running meter.
     top1_cls: top-1 classification accuracy of the images with ``correct``.
     num_invalid_maps: maps with a NaN or inf (evaluated as all-zero maps).
 

@@ -83,7 +83,7 @@ def test_import_needs_neither_tensorflow_nor_tfds():
   subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("package", ["infocam_jax", "infocam_jax.train"])
+@pytest.mark.parametrize("package", ["infocam_jax", "infocam_jax.train", "infocam_jax.wsol"])
 def test_type_checkers_see_exactly_the_lazy_exports(package):
   """The ``if TYPE_CHECKING:`` imports (what pyright/mypy and IDEs read) name every lazily
   exported name from the module ``_EXPORTS`` gives, and nothing else."""

@@ -49,4 +49,18 @@ __all__ = sorted(_EXPORTS)
 _SUBMODULES = ("boxes", "ground_truth", "box_accuracy", "pxap", "metadata", "scoremaps", "cli", "components",
                "conventions")
 
-__getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__, _SUBMODULES)
+# typing.TYPE_CHECKING without importing typing: type checkers read the name as True.
+TYPE_CHECKING = False
+
+if not TYPE_CHECKING:  # hidden from type checkers, so that a misspelt name is an error
+  __getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _EXPORTS, __all__, _SUBMODULES)
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
+  from infocam_jax.wsol import (box_accuracy, boxes, cli, components, conventions, ground_truth,
+                                metadata, pxap, scoremaps)
+  from infocam_jax.wsol.box_accuracy import (PROTOCOLS, BoxAccuracy, BoxAccuracyResult,
+                                             BoxAccuracyState, max_box_accuracy)
+  from infocam_jax.wsol.boxes import (Boxes, MultiBoxes, box_iou, boxes_from_maps, iou_levels,
+                                      legacy_resize_crop_boxes, resize_crop_boxes,
+                                      tiny_imagenet_legacy_boxes, xywh_to_xyxy)
+  from infocam_jax.wsol.ground_truth import protocol_gt_boxes

@@ -90,13 +90,13 @@ PAGES = [
 
 
 def _short(v, depth=0):
-  """A readable value: functions by name, long reprs by their type, nested dicts abridged."""
+  """A readable value: functions by name, long nested reprs by their type, dicts abridged."""
   if callable(v) and hasattr(v, "__name__"):
     return v.__name__
   if isinstance(v, dict) and depth < 2:
     return "{" + ", ".join(f"{k!r}: {_short(x, depth + 1)}" for k, x in v.items()) + "}"
   text = repr(v)
-  return text if len(text) <= 60 else f"{type(v).__name__}(...)"
+  return text if depth == 0 or len(text) <= 60 else f"{type(v).__name__}(...)"
 
 
 def _constant_text(obj):

@@ -249,8 +249,8 @@ def convert_torchvision_state_dict(
       must describe the model these variables are for (shapes are checked against it).
 
   Returns:
-    ``{'params': ..., 'batch_stats': ...}`` (VGG: ``{'params': ...}``), float32 jax arrays,
-    for ``create_model(arch, K, **options)``.
+    Flax variables, the collections ``params`` and ``batch_stats`` (VGG has ``params`` only) of
+    float32 jax arrays, for ``create_model(arch, K, **options)``.
 
   Example (a round trip; a real state dict comes from :func:`read_state_dict`)::
 

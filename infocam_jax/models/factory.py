@@ -96,8 +96,8 @@ def create_model(
       averaged. Accepted and ignored for VGG (no BatchNorm).
 
   Returns:
-    A module with ``init(key, images, train=False) -> {'params', 'batch_stats'}`` (VGG:
-    ``{'params'}`` only) and ``apply(variables, images, train=False) -> (logits [B, K],
+    A module with ``init(key, images, train=False) -> {'params', 'batch_stats'}`` (VGG has
+    ``params`` only) and ``apply(variables, images, train=False) -> (logits [B, K],
     features [B, h, w, C])``. Training: ``apply(variables, images, train=True,
     rngs={'adl': key}, mutable=['batch_stats'])`` (the 'adl' key is needed only with ADL).
     Images are NHWC floats, already normalised.

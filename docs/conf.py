@@ -78,7 +78,7 @@ PAGES = [
      "infocam_jax.data"),
     ("train", "Training ([train])", "``infocam_jax.train``. Needs the ``[train]`` extra.",
      "infocam_jax.train"),
-    ("evaluators", "Classification evaluation (core)",
+    ("evaluators", "Classification evaluation ([train])",
      "``infocam_jax.evaluators.classification``: predictions, accuracies (percent) and the MI "
      "readings (nats) of a trained classifier.", "infocam_jax.evaluators.classification"),
     ("mibench", "MI benchmark tasks (core)",

@@ -294,7 +294,7 @@ def _peer_chunk(counts: PeerBoxCounts, chunk: scoremaps.Chunk, gt: np.ndarray,
   return hits, n, invalid
 
 
-def _num_threads(args) -> int:
+def _num_threads(args: argparse.Namespace) -> int:
   if args.num_threads is not None:
     return args.num_threads
   try:
@@ -431,7 +431,7 @@ def _evaluate_masks(args: argparse.Namespace, meta: meta_lib.Metadata, threshold
   invalid: dict[str, list[int]] = {"nan": [], "range": [], "shape": []}
   missing: list[int] = []
 
-  def work(chunk: scoremaps.Chunk):
+  def work(chunk: scoremaps.Chunk) -> tuple[Any, Any]:
     """One chunk in a worker thread (masks read there too): its histograms and invalid maps."""
     part = ev.init()
     bad: dict[str, list[int]] = {"nan": [], "range": [], "shape": []}

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -65,6 +66,9 @@ class PxAPResult:
 class PxAP:
   """Streaming PxAP for map thresholds ``cam_thresholds`` (ascending, in [0, 1))."""
   cam_thresholds: tuple[float, ...]
+  if TYPE_CHECKING:  # set in __init__, not dataclass fields (equality and hash: the thresholds)
+    _edges: np.ndarray
+    _inv_step: float
 
   def __init__(self, cam_thresholds: Sequence[float] | np.ndarray):
     th = np.asarray(cam_thresholds, np.float64).reshape(-1)

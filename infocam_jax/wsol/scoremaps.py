@@ -88,7 +88,7 @@ def _read_npy(path: str, alloc: Callable[[np.dtype, tuple[int, ...]], np.ndarray
       if known is not None:
         m = np.empty(known[1], known[0]) if alloc is None else alloc(*known)
         if m.nbytes:
-          n = f.readinto(m.reshape(-1).view(np.uint8))
+          n = f.readinto(m.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # a buffer
           if n != m.nbytes:
             raise ValueError(f"Failed to read all data: {n} of {m.nbytes} bytes.")
         return m
@@ -131,10 +131,10 @@ class _Slots:
 
   def __init__(self, size: int):
     self.size = size
-    self.key = None
+    self.key: tuple[np.dtype, tuple[int, ...]] | None = None
     self.used = 0
     buf = getattr(_TLS, "buf", None)
-    self.buf = buf if buf is not None and buf.shape[0] >= size else None
+    self.buf: np.ndarray | None = buf if buf is not None and buf.shape[0] >= size else None
 
   def __call__(self, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     key = (dtype, shape)
@@ -145,11 +145,12 @@ class _Slots:
     if key != self.key or self.used >= self.size:
       return np.empty(shape, dtype)
     self.used += 1
+    assert self.buf is not None  # allocated with self.key
     return self.buf[self.used - 1]
 
   def batch(self) -> np.ndarray | None:
     """The rows handed out, in order (None when none were)."""
-    return None if self.key is None else self.buf[:self.used]
+    return None if self.key is None or self.buf is None else self.buf[:self.used]
 
 
 def _read(ids: Sequence[str], paths: Sequence[str], lo: int, hi: int,
@@ -194,7 +195,7 @@ def map_chunks(ids: Sequence[str], paths: Sequence[str], fn: Callable[[Chunk], A
                      f"{num_workers}.")
   bounds = [(lo, min(lo + chunk_size, len(ids))) for lo in range(0, len(ids), chunk_size)]
 
-  def task(lo, hi):
+  def task(lo: int, hi: int) -> Any:
     chunk = _read(ids, paths, lo, hi, allow_missing, extra, pooled=True)
     out = fn(chunk)
     return Chunk(chunk.indices, [], chunk.missing), out

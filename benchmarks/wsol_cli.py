@@ -23,7 +23,8 @@ needed) and its peak RSS is read from ``getrusage(RUSAGE_CHILDREN)``.
     python benchmarks/wsol_cli.py --pxap --num-maps 2000           # OpenImages PxAP
 
 Each round prints the CLI's wall, CPU time (all threads, start-up included) and
-peak RSS (``os.wait4`` on the child), the peer loop's wall and CPU, both ratios
+peak RSS (``getrusage(RUSAGE_CHILDREN)`` in a small launcher: a child forked from
+this process would inherit its peak), the peer loop's wall and CPU, both ratios
 and whether the two ``localization:`` values are equal (a difference stops the
 run). ``--pxap``: OpenImages-style data (PNG instance masks and ignore masks at
 300-700 px, float64 224 x 224 maps), the peer's ``MaskEvaluator`` loop
@@ -134,19 +135,30 @@ def run_cli(metadata_root: str, scoremap_root: str, multi: bool, extra=(), datas
           "--metadata_root", metadata_root, "--dataset_name", dataset, "--split", "test",
           "--no_progress", *extra] + (["--multi_contour_eval"] if multi else []) + (
               ["--num_threads", str(threads)] if threads else [])
+  # Linux keeps ru_maxrss across fork + exec: a child forked from this (large) process would
+  # report this process's RSS as its own peak (1,166 MiB instead of 217, 2026-12-08). So the
+  # CLI is started by a small launcher and its rusage read there.
   with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
     t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=out, stderr=err, env=env)
-    _, status, ru = os.wait4(proc.pid, 0)  # this child's own CPU time and peak RSS
+    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *args], stdout=out, stderr=err,
+                          env=env, check=False)
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
     out.seek(0)
     err.seek(0)
     stdout, stderr = out.read(), err.read()
   if proc.returncode != 0:
     raise RuntimeError(stderr)
-  cpu = ru.ru_utime + ru.ru_stime
-  return wall, float(stdout.strip().splitlines()[-1].split(": ")[1]), cpu, ru.ru_maxrss / 1024.0
+  utime, stime, maxrss = stderr.rsplit("__RUSAGE__", 1)[1].split()
+  cpu = float(utime) + float(stime)
+  return wall, float(stdout.strip().splitlines()[-1].split(": ")[1]), cpu, int(maxrss) / 1024.0
+
+
+_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.run(sys.argv[1:]).returncode\n"
+    "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "sys.stderr.write(f'\\n__RUSAGE__ {ru.ru_utime} {ru.ru_stime} {ru.ru_maxrss}\\n')\n"
+    "sys.exit(rc)\n")
 
 
 def write_mask_dataset(root: str, num: int, seed: int = 0) -> tuple[str, str, str]:

@@ -81,6 +81,17 @@ PAGES = [
     ("evaluators", "Classification evaluation ([train])",
      "``infocam_jax.evaluators.classification``: predictions, accuracies (percent) and the MI "
      "readings (nats) of a trained classifier.", "infocam_jax.evaluators.classification"),
+    ("wsol_methods", "WSOL map methods ([wsol], [models])",
+     "``infocam_jax.evaluators.cam_methods``: the CAM / infoCAM / Grad-CAM method registry, the "
+     "predict function giving a network's logits and every method's map from one forward pass, "
+     "the baselines' maps.", "infocam_jax.evaluators.cam_methods"),
+    ("wsol_evaluator", "WSOL evaluation of a network ([wsol], [train])",
+     "``infocam_jax.evaluators.wsol``: one streaming pass of a split through the box metric of "
+     "every protocol, from a predict function (accuracies in percent, MI in nats). For saved "
+     "score maps use the command line (:doc:`../evaluator`).", "infocam_jax.evaluators.wsol"),
+    ("seeds", "Statistics over seeds (core)",
+     "``infocam_jax.seeds``: mean ± sample std over seeds and paired differences, the rule of "
+     "every results table.", "infocam_jax.seeds"),
     ("mibench", "MI benchmark tasks (core)",
      "``infocam_jax.mibench``: discrete-label MI tasks with exact per-sample PMI and true "
      "I(X;Y) in nats.", "infocam_jax.mibench"),

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["stat", "pm", "paired_differences"]
+
 
 def stat(values: Sequence[float | None]) -> dict[str, Any]:
   """``{"mean", "std", "per_seed", "missing"}`` over seeds: the one rule of every table.
@@ -41,7 +43,11 @@ def stat(values: Sequence[float | None]) -> dict[str, Any]:
 
 
 def pm(s: Mapping[str, Any] | None, digits: int = 2) -> str:
-  """``mean ± std`` of a ``stat`` ('-' when missing; '(k missing)' when some are)."""
+  """``mean ± std`` of a ``stat`` ('-' when missing; '(k missing)' when some are).
+
+  >>> pm(stat([80.0, 82.0, None]), 1)
+  '81.0 ± 1.4 (1 missing)'
+  """
   if not s or s.get("mean") is None:
     return "-"
   text = (f"{s['mean']:.{digits}f}" if s.get("std") is None

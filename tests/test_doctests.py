@@ -18,7 +18,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # class they export has a docstring example (constants excepted: they cannot carry one).
 PUBLIC_MODULES = ("infocam_jax", "infocam_jax.models", "infocam_jax.data", "infocam_jax.train",
                   "infocam_jax.wsol", "infocam_jax.mibench", "infocam_jax.cam", "infocam_jax.plotting",
-                  "infocam_jax.evaluators.classification")
+                  "infocam_jax.evaluators.classification", "infocam_jax.evaluators.cam_methods",
+                  "infocam_jax.evaluators.wsol", "infocam_jax.seeds")
 
 
 @pytest.mark.parametrize("module", PUBLIC_MODULES)

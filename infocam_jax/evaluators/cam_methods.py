@@ -39,10 +39,20 @@ import numpy as np
 
 from infocam_jax import cam as cam_lib
 
+__all__ = ["MethodSpec", "METHODS", "BASELINES", "make_predict_fn", "baseline_maps"]
+
 
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
-  """How a method's map is formed from (logits, features, head)."""
+  """How a method's map is formed from (logits, features, head): ``METHODS``' entries.
+
+  ``kind``: "cam" | "infocam" | "grad_cam"; ``variant``/``padding``: the
+  ``cam.infocam`` arguments of an infoCAM-kind method.
+
+  >>> spec = METHODS["infocam_min"]
+  >>> spec.kind, spec.variant, spec.padding, spec.title
+  ('infocam', 'min', 'full', 'infoCAM-min')
+  """
   kind: str  # "cam" | "infocam" | "grad_cam"
   title: str
   variant: str = ""
@@ -89,7 +99,23 @@ def make_predict_fn(model: Any, methods: Sequence[str], region_size: int,
   geometry: the clean and paper protocols' resize); otherwise
   they keep their native resolution and every protocol resizes them its own
   way (wsolevaluation: cv2's float64 resize, reproduced exactly): the
-  predict function of ``evaluators.wsol.evaluate_split``.
+  predict function of ``evaluators.wsol.evaluate_split``. ``model.apply(v, x,
+  train=False)`` must return ``(logits [B, K], features [B, h, w, C])`` with the
+  GAP + dense head ``fc`` (``models.head_weights``), as every backbone here does.
+
+  >>> import flax.linen as nn
+  >>> class Net(nn.Module):  # features = the image; logits = GAP(features) @ W + b
+  ...   @nn.compact
+  ...   def __call__(self, x, train=False):
+  ...     return nn.Dense(3, name="fc")(x.mean(axis=(1, 2))), x
+  >>> model = Net()
+  >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 4)))
+  >>> predict = make_predict_fn(model, ("cam", "infocam"), region_size=3)
+  >>> logits, maps = predict(variables, jnp.ones((2, 8, 8, 4)), jnp.array([0, 2]))
+  >>> logits.shape, logits.dtype, maps["cam"].shape
+  ((2, 3), dtype('float32'), (2, 8, 8))
+  >>> maps["infocam"].shape  # the official "full" region sum grows a map by region_size - 1
+  (2, 10, 10)
   """
   from infocam_jax import models  # pylint: disable=g-import-not-at-top
   methods = tuple(methods)
@@ -127,6 +153,16 @@ def baseline_maps(image_size: int | Sequence[int]) -> dict[str, np.ndarray]:
   sweep over centred-box sizes. ``full_image_box``: ones with one zero corner
   pixel, so every threshold in [0, 1) selects the whole image as one
   component (a constant map would be zeroed by the normalisation).
+
+  >>> maps = baseline_maps(5)
+  >>> print(np.round(maps["centre_box"], 2))
+  [[0.33 0.33 0.33 0.33 0.33]
+   [0.33 0.67 0.67 0.67 0.33]
+   [0.33 0.67 1.   0.67 0.33]
+   [0.33 0.67 0.67 0.67 0.33]
+   [0.33 0.33 0.33 0.33 0.33]]
+  >>> int(maps["full_image_box"].sum())  # ones but one corner pixel
+  24
   """
   if isinstance(image_size, int) or np.ndim(image_size) == 0:
     h = w = int(image_size)  # type: ignore[arg-type]

@@ -42,6 +42,9 @@ from infocam_jax.wsol import boxes as boxes_lib
 from infocam_jax.wsol import ground_truth
 from infocam_jax.wsol import box_accuracy as localization
 
+__all__ = ["PROTOCOLS", "PAPER_GT", "threshold_grid", "resolve_paper_gt", "gt_boxes",
+           "box_metrics", "FigureSample", "SplitEvaluation", "evaluate_split"]
+
 PROTOCOLS = tuple(localization.PROTOCOLS)
 #: GT-box transforms of the "paper" protocol (``resolve_paper_gt``; "wsolevaluation" is that
 #: protocol's own rule).
@@ -49,7 +52,13 @@ PAPER_GT = ("auto", "exact", "cub_legacy", "tiny_legacy")
 
 
 def threshold_grid(protocol: str, step: float) -> np.ndarray:
-  """Map thresholds: the protocol's own grid for "paper" (official 0.05), else ``arange(0, 1, step)``."""
+  """Map thresholds: the protocol's own grid for "paper" (official 0.05), else ``arange(0, 1, step)``.
+
+  >>> threshold_grid("clean", 0.25)
+  array([0.  , 0.25, 0.5 , 0.75])
+  >>> len(threshold_grid("paper", 0.01))  # the official 0.05 grid whatever the step
+  20
+  """
   start, stop, paper_step = localization.PROTOCOLS[protocol].default_thresholds
   if protocol == "paper":
     step = paper_step
@@ -57,7 +66,11 @@ def threshold_grid(protocol: str, step: float) -> np.ndarray:
 
 
 def resolve_paper_gt(setting: str, dataset: str) -> str:
-  """The GT-box transform of the "paper" protocol for ``dataset`` (``setting='auto'``)."""
+  """The GT-box transform of the "paper" protocol for ``dataset`` (``setting='auto'``).
+
+  >>> resolve_paper_gt("auto", "caltech_birds2011/2.0.0"), resolve_paper_gt("auto", "my_data")
+  ('cub_legacy', 'exact')
+  """
   if setting not in PAPER_GT:
     raise ValueError(f"wsol.paper_gt must be one of {PAPER_GT}, got {setting!r}")
   if setting != "auto":
@@ -74,7 +87,15 @@ def gt_boxes(batch: Mapping[str, np.ndarray], transform: str, *, resize_size: in
   ``int()`` truncation (``wsol.ground_truth.protocol_gt_boxes``);
   ``"cub_legacy"`` / ``"tiny_legacy"``: the official infoCAM CUB transform and
   Tiny-ImageNet mis-parse (``boxes.legacy_resize_crop_boxes``,
-  ``boxes.tiny_imagenet_legacy_boxes``).
+  ``boxes.tiny_imagenet_legacy_boxes``). Boxes are ``(x0, y0, x1, y1)`` in
+  pixels of the ``image_size`` frame; ``batch`` holds ``bbox`` / ``bbox_mask``
+  (and, for the other transforms, ``bbox_normalized`` ``(ymin, xmin, ymax,
+  xmax)`` and ``orig_size`` ``(H, W)``).
+
+  >>> batch = {"bbox_normalized": np.array([[[0.1, 0.2, 0.5, 0.9]]]),
+  ...          "orig_size": np.array([[300, 500]]), "bbox_mask": np.array([[True]])}
+  >>> gt_boxes(batch, "wsolevaluation", resize_size=224, image_size=224)  # int() truncation
+  array([[[ 44.,  22., 201., 112.]]], dtype=float32)
   """
   if transform == "exact":
     return np.asarray(batch["bbox"], np.float32)
@@ -112,7 +133,13 @@ def gt_boxes(batch: Mapping[str, np.ndarray], transform: str, *, resize_size: in
 
 def box_metrics(protocols: Sequence[str], *, image_size: int, threshold_step: float,
                 loc_threshold: float) -> dict[str, localization.BoxAccuracy]:
-  """One streaming box metric per protocol, on the protocol's threshold grid."""
+  """One streaming box metric per protocol, on the protocol's threshold grid.
+
+  >>> metrics = box_metrics(("clean", "paper"), image_size=32, threshold_step=0.1,
+  ...                       loc_threshold=0.5)
+  >>> sorted(metrics), type(metrics["clean"]).__name__
+  (['clean', 'paper'], 'BoxAccuracy')
+  """
   return {p: localization.max_box_accuracy(
       p, cam_thresholds=threshold_grid(p, threshold_step), image_size=(image_size, image_size),
       loc_threshold=loc_threshold) for p in protocols}
@@ -133,7 +160,11 @@ def _classification_sums(logits, labels, valid, prior, *, loss: str, num_classes
 
 @dataclasses.dataclass
 class FigureSample:
-  """The examples kept by ``evaluate_split(keep_indices=...)`` (host arrays, source order)."""
+  """The examples kept by ``evaluate_split(keep_indices=...)`` (host arrays, source order).
+
+  >>> [f.name for f in dataclasses.fields(FigureSample)]
+  ['index', 'image', 'label', 'prediction', 'bbox', 'bbox_mask', 'maps']
+  """
   index: np.ndarray  # [N] source positions
   image: np.ndarray  # uint8 [N, S, S, C]
   label: np.ndarray
@@ -145,7 +176,11 @@ class FigureSample:
 
 @dataclasses.dataclass
 class SplitEvaluation:
-  """Everything measured on one split."""
+  """Everything measured on one split (``evaluate_split``'s result; its example uses one).
+
+  >>> [f.name for f in dataclasses.fields(SplitEvaluation)][:5]
+  ['split', 'num_images', 'classification', 'results', 'meters']
+  """
   split: str
   num_images: int
   classification: dict[str, float]  # train.steps.finalize_eval: accuracy (%), ..., mi (nats)
@@ -171,6 +206,28 @@ def evaluate_split(predict_fn: Callable, variables: Any, pipeline: Any, *, split
   for the legacy GT transforms; ``class_prior``: the
   training class frequencies (the PC-softmax loss and MI readings);
   ``keep_indices``: source positions whose images, maps and boxes are returned.
+  Accuracies in percent, the MI reading in nats.
+
+  >>> import flax.linen as nn
+  >>> from infocam_jax.data.arrays import ArrayPipeline, synthetic_source
+  >>> from infocam_jax.evaluators import cam_methods
+  >>> class Net(nn.Module):  # features = the image; logits = GAP(features) @ W + b
+  ...   @nn.compact
+  ...   def __call__(self, x, train=False):
+  ...     return nn.Dense(3, name="fc")(x.mean(axis=(1, 2))), x
+  >>> model = Net()
+  >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  >>> pipe = ArrayPipeline(synthetic_source(6, num_classes=3, image_size=16), batch_size=4,
+  ...                      train=False)
+  >>> predict = cam_methods.make_predict_fn(model, ("cam",), region_size=3)
+  >>> ev = evaluate_split(predict, variables, pipe, split="test", methods=("cam",),
+  ...                     evaluators=box_metrics(("clean",), image_size=16,
+  ...                                            threshold_step=0.1, loc_threshold=0.5),
+  ...                     image_size=16, num_classes=3, progress=False)
+  >>> ev.num_images, sorted(ev.results["clean"])  # the padding is dropped; baselines too
+  (6, ['cam', 'centre_box', 'full_image_box'])
+  >>> 0.0 <= ev.results["clean"]["cam"].max_box_acc <= 100.0  # percent
+  True
   """
   from infocam_jax.data import denormalize  # pylint: disable=g-import-not-at-top
   from infocam_jax.train import steps  # pylint: disable=g-import-not-at-top

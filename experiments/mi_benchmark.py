@@ -211,7 +211,8 @@ def benchmark(c, *, output: str) -> dict[str, Any]:
   with open(base + ".md", "w") as f:
     f.write(md)
   report.plot_estimates(recs, names, base + "_estimates.png",
-                        f"{c.tier} tier: estimate vs true I (mean ± std over {c.num_seeds} seeds)")
+                        f"{c.tier} tier: estimate vs true I (mean ± std over {c.num_seeds} seeds; grey: "
+                        "estimate = truth; red x: some seeds diverged, left out)")
   if curve:
     report.plot_learning_curves(curve, base + "_curve.png")
   print(md)
